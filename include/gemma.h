@@ -1,0 +1,332 @@
+/*
+ * gemma.h -- the public API of libgemma, an offline on-device runtime for Google's
+ * Gemma models stored as GGUF files.
+ *
+ * Conventions
+ *  - Every fallible function returns a gemma_status: GEMMA_OK (0) or a negative code.
+ *    gemma_strerror() names the code; a detailed message (which field, which byte offset,
+ *    what to do) goes into the caller's gemma_error when one is passed (it may be NULL),
+ *    or into the session (gemma_session_last_error) for session calls.
+ *  - Objects are opaque. Constructors return the object through an out-parameter.
+ *    Every *_free function accepts NULL.
+ *  - Thread safety is stated next to each function. In short: a gemma_model is immutable
+ *    after loading and may be shared by any number of threads and sessions; a
+ *    gemma_session is used by one thread at a time, except gemma_session_cancel().
+ *  - The library never calls exit() or abort() and keeps no global mutable state.
+ *  - Strings are UTF-8 with explicit lengths where they come from the model; invalid
+ *    UTF-8 input is accepted and tokenized as bytes.
+ */
+#ifndef GEMMA_H
+#define GEMMA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(GEMMA_SHARED)
+#  ifdef GEMMA_BUILD
+#    define GEMMA_API __declspec(dllexport)
+#  else
+#    define GEMMA_API __declspec(dllimport)
+#  endif
+#elif defined(__GNUC__)
+#  define GEMMA_API __attribute__((visibility("default")))
+#else
+#  define GEMMA_API
+#endif
+
+#define GEMMA_VERSION_MAJOR 0
+#define GEMMA_VERSION_MINOR 1
+#define GEMMA_VERSION_PATCH 0
+
+/* "0.1.0"; static storage. Thread-safe. */
+GEMMA_API const char *gemma_version(void);
+
+/* ---------------------------------------------------------------------------------------
+ * Status codes. One list generates the enum, gemma_strerror() and gemma_status_name().
+ * ------------------------------------------------------------------------------------ */
+#define GEMMA_STATUS_MAP(X)                                                                  \
+    X(OK, 0, "success")                                                                      \
+    X(E_INVALID_ARG, -1, "invalid argument")                                                 \
+    X(E_NOMEM, -2, "out of memory")                                                          \
+    X(E_IO, -3, "cannot read file")                                                          \
+    X(E_FORMAT, -4, "malformed GGUF file")                                                   \
+    X(E_UNSUPPORTED, -5, "unsupported model or feature")                                     \
+    X(E_MODEL, -6, "model file is inconsistent (missing tensor, bad shape or hyper-parameter)") \
+    X(E_NOT_FOUND, -7, "not found")                                                          \
+    X(E_BUFFER_TOO_SMALL, -8, "output buffer too small")                                     \
+    X(E_CONTEXT_FULL, -9, "context window is full")                                          \
+    X(E_CANCELLED, -10, "cancelled")                                                         \
+    X(E_ABORTED, -11, "aborted by callback")                                                 \
+    X(E_CHAT, -12, "invalid chat messages")                                                  \
+    X(E_INTERNAL, -13, "internal error")
+
+typedef enum gemma_status {
+#define GEMMA_X_ENUM(name, val, msg) GEMMA_##name = (val),
+    GEMMA_STATUS_MAP(GEMMA_X_ENUM)
+#undef GEMMA_X_ENUM
+} gemma_status;
+
+/* Short English description of a code ("out of memory"); static storage. Thread-safe. */
+GEMMA_API const char *gemma_strerror(gemma_status status);
+/* The code's name without prefix ("E_NOMEM"); static storage. Thread-safe. */
+GEMMA_API const char *gemma_status_name(gemma_status status);
+
+/* Detailed error report, filled by functions that take a gemma_error *. */
+typedef struct gemma_error {
+    gemma_status code;
+    char message[512]; /* NUL-terminated; names the field, tensor or byte offset involved */
+} gemma_error;
+
+/* ---------------------------------------------------------------------------------------
+ * Models
+ * ------------------------------------------------------------------------------------ */
+typedef struct gemma_model gemma_model;
+
+/* Progress of a load, in [0, 1]. Return nonzero to abort the load (GEMMA_E_ABORTED). */
+typedef int (*gemma_progress_fn)(float progress, void *user);
+
+typedef struct gemma_model_params {
+    bool use_mmap;              /* map the file read-only (default); false reads it into memory */
+    bool validate_data;         /* also scan weights for NaN/Inf (slow; default false) */
+    gemma_progress_fn progress; /* may be NULL */
+    void *progress_user;
+} gemma_model_params;
+
+/* Defaults: use_mmap = true. Thread-safe. */
+GEMMA_API gemma_model_params gemma_model_default_params(void);
+
+/* Loads and validates a GGUF model. The file is untrusted: every size, offset, type and
+ * hyper-parameter is checked before use. On failure *out is NULL and err (if given)
+ * says what is wrong. params may be NULL for defaults.
+ * Thread-safe (loads of different models may run concurrently). */
+GEMMA_API gemma_status gemma_model_load(const char *path, const gemma_model_params *params,
+                                        gemma_model **out, gemma_error *err);
+
+/* Frees the model. Every session created from it must be freed first. NULL is a no-op. */
+GEMMA_API void gemma_model_free(gemma_model *model);
+
+typedef struct gemma_model_info {
+    const char *architecture; /* "gemma3", "gemma4"; owned by the model */
+    const char *name;         /* general.name or "" */
+    const char *size_label;   /* "270M", "1B", ... (from general.size_label or derived) */
+    int32_t n_layer;
+    int32_t n_embd;
+    int32_t n_head;
+    int32_t n_head_kv;
+    int32_t head_dim;
+    int32_t n_ff;
+    int32_t n_ctx_train;
+    int32_t n_vocab;
+    int32_t sliding_window; /* 0 when every layer is global */
+    int32_t n_swa_layers;   /* number of local (sliding-window) layers */
+    uint64_t n_params;
+    uint64_t weight_bytes;   /* bytes of tensor data */
+    bool has_chat_template;
+} gemma_model_info;
+
+/* Fills *info; pointers stay valid while the model lives. Thread-safe. */
+GEMMA_API gemma_status gemma_model_get_info(const gemma_model *model, gemma_model_info *info);
+
+/* ---------------------------------------------------------------------------------------
+ * Tokenizer (all thread-safe: the model is read-only)
+ * ------------------------------------------------------------------------------------ */
+typedef int32_t gemma_token;
+
+/* Tokenizes text[0..len). add_bos prepends BOS when the model asks for it; parse_special
+ * turns control-token text such as "<start_of_turn>" into the control token.
+ * Writes at most cap ids to tokens and the total count to *n_tokens. When cap is too
+ * small, returns GEMMA_E_BUFFER_TOO_SMALL with *n_tokens set to the count needed. */
+GEMMA_API gemma_status gemma_tokenize(const gemma_model *model, const char *text, size_t len,
+                                      bool add_bos, bool parse_special, gemma_token *tokens,
+                                      size_t cap, size_t *n_tokens);
+
+/* Text of one token into buf (not NUL-terminated). Control tokens give "" unless
+ * special is true. Byte tokens give their single raw byte, which may be part of a
+ * multi-byte UTF-8 character: use gemma_detok for streaming text.
+ * Returns GEMMA_E_BUFFER_TOO_SMALL with *len set to the size needed. */
+GEMMA_API gemma_status gemma_token_to_piece(const gemma_model *model, gemma_token token,
+                                            bool special, char *buf, size_t cap, size_t *len);
+
+GEMMA_API int32_t gemma_vocab_size(const gemma_model *model);
+GEMMA_API gemma_token gemma_token_bos(const gemma_model *model);
+GEMMA_API gemma_token gemma_token_eos(const gemma_model *model);
+/* True for end-of-generation tokens (EOS, <end_of_turn>, Gemma 4's <turn|>, ...). */
+GEMMA_API bool gemma_token_is_eog(const gemma_model *model, gemma_token token);
+
+/* Streaming detokenizer: holds back incomplete UTF-8 so that concatenating its output
+ * always gives valid UTF-8. One per stream; not thread-safe. */
+typedef struct gemma_detok gemma_detok;
+GEMMA_API gemma_status gemma_detok_create(const gemma_model *model, bool special, gemma_detok **out);
+GEMMA_API void gemma_detok_free(gemma_detok *d);
+/* Feeds one token; *text points to the bytes ready to print (valid until the next call). */
+GEMMA_API gemma_status gemma_detok_push(gemma_detok *d, gemma_token token, const char **text,
+                                        size_t *len);
+/* Flushes what is held back; incomplete sequences come out as U+FFFD. */
+GEMMA_API gemma_status gemma_detok_flush(gemma_detok *d, const char **text, size_t *len);
+
+/* ---------------------------------------------------------------------------------------
+ * Chat templates. The template family comes from the model's architecture and metadata;
+ * template code in the file is never executed.
+ * ------------------------------------------------------------------------------------ */
+typedef struct gemma_chat_message {
+    const char *role;    /* "system", "user", "assistant" (or "model") */
+    const char *content; /* NUL-terminated UTF-8 */
+} gemma_chat_message;
+
+/* Renders messages into the model's prompt format (starting with the BOS text when
+ * add_bos). With add_generation_prompt the text ends where the model's answer begins.
+ * Writes up to cap bytes plus a NUL; *len gets the length without the NUL; returns
+ * GEMMA_E_BUFFER_TOO_SMALL with *len set when cap <= length. Thread-safe. */
+GEMMA_API gemma_status gemma_chat_render(const gemma_model *model, const gemma_chat_message *msgs,
+                                         size_t n_msgs, bool add_generation_prompt, bool add_bos,
+                                         char *buf, size_t cap, size_t *len, gemma_error *err);
+
+/* ---------------------------------------------------------------------------------------
+ * Sampling
+ * ------------------------------------------------------------------------------------ */
+typedef struct gemma_sampler_params {
+    float temperature;       /* <= 0: greedy */
+    int32_t top_k;           /* <= 0: off */
+    float top_p;             /* >= 1: off */
+    float min_p;             /* <= 0: off */
+    float repeat_penalty;    /* 1: off */
+    float presence_penalty;  /* 0: off */
+    float frequency_penalty; /* 0: off */
+    int32_t penalty_last_n;  /* window of recent tokens the penalties look at */
+    uint64_t seed;           /* same seed, same text, whatever the thread count */
+} gemma_sampler_params;
+
+/* Gemma's published defaults (temperature 1.0, top-k 64, top-p 0.95, min-p 0), overridden
+ * by the file's general.sampling.* keys when model is not NULL and has them. Thread-safe. */
+GEMMA_API gemma_sampler_params gemma_sampler_default_params(const gemma_model *model);
+
+typedef struct gemma_sampler gemma_sampler;
+/* Validates params (GEMMA_E_INVALID_ARG with a message for NaN, negative, out of range). */
+GEMMA_API gemma_status gemma_sampler_create(const gemma_sampler_params *params, int32_t n_vocab,
+                                            gemma_sampler **out, gemma_error *err);
+GEMMA_API void gemma_sampler_free(gemma_sampler *s);
+/* Picks a token from logits[0..n_vocab). Does not modify logits. Not thread-safe. */
+GEMMA_API gemma_token gemma_sampler_sample(gemma_sampler *s, const float *logits);
+/* Records a token for the penalty window (call for prompt and generated tokens). */
+GEMMA_API void gemma_sampler_accept(gemma_sampler *s, gemma_token token);
+GEMMA_API void gemma_sampler_reset(gemma_sampler *s);
+
+/* ---------------------------------------------------------------------------------------
+ * Sessions: one conversation with its own KV cache, over a shared model.
+ * ------------------------------------------------------------------------------------ */
+typedef struct gemma_session gemma_session;
+
+typedef enum gemma_overflow {
+    GEMMA_OVERFLOW_ERROR = 0,     /* a prompt longer than the context is an error */
+    GEMMA_OVERFLOW_KEEP_RECENT = 1 /* keep the most recent tokens that fit */
+} gemma_overflow;
+
+typedef struct gemma_session_params {
+    int32_t n_ctx;     /* context length; 0 = min(model's trained length, 8192) */
+    int32_t n_threads; /* 0 = number of online CPUs */
+    int32_t n_batch;   /* prompt tokens per forward pass; 0 = 512 */
+    gemma_overflow overflow;
+    const char *isa;   /* force a kernel set: "scalar", "avx2", "avx512", ...; NULL = best */
+} gemma_session_params;
+
+GEMMA_API gemma_session_params gemma_session_default_params(void);
+
+/* Creates a session on model. Allocates the KV cache (local sliding-window layers keep
+ * only the window) and a thread pool. Thread-safe with respect to other sessions. */
+GEMMA_API gemma_status gemma_session_create(gemma_model *model, const gemma_session_params *params,
+                                            gemma_session **out, gemma_error *err);
+GEMMA_API void gemma_session_free(gemma_session *s);
+
+/* Detailed message for the last failed call on s ("" if none). */
+GEMMA_API const char *gemma_session_last_error(const gemma_session *s);
+
+/* Forgets the conversation (KV cache and position). */
+GEMMA_API gemma_status gemma_session_reset(gemma_session *s);
+
+/* Number of tokens in the KV cache (the current position). */
+GEMMA_API int32_t gemma_session_n_past(const gemma_session *s);
+
+/* Evaluates tokens after the current position, in batches of n_batch. Afterwards the
+ * logits of the last token are available from gemma_session_logits. When logits_all is
+ * not NULL it receives n * n_vocab floats, row i = logits after tokens[0..i].
+ * GEMMA_E_CONTEXT_FULL when the tokens do not fit (see gemma_overflow). */
+GEMMA_API gemma_status gemma_session_eval(gemma_session *s, const gemma_token *tokens, size_t n,
+                                          float *logits_all);
+
+/* Tokenizes and evaluates text (BOS added when the session is empty). */
+GEMMA_API gemma_status gemma_session_feed_text(gemma_session *s, const char *text, size_t len);
+
+/* Renders and evaluates a chat turn: messages are the new ones since the last call (the
+ * history already in the KV cache is kept), ending with the generation prompt. */
+GEMMA_API gemma_status gemma_session_feed_chat(gemma_session *s, const gemma_chat_message *msgs,
+                                               size_t n_msgs);
+
+/* Logits after the last evaluated token (n_vocab floats, owned by the session, valid until
+ * the next eval), or NULL before the first eval. */
+GEMMA_API const float *gemma_session_logits(const gemma_session *s);
+
+/* Called for each generated token with its printable text (valid UTF-8, possibly empty).
+ * Return nonzero to stop generation. */
+typedef int (*gemma_token_fn)(void *user, const char *text, size_t len, gemma_token token);
+
+typedef enum gemma_stop_reason {
+    GEMMA_STOP_NONE = 0,
+    GEMMA_STOP_EOG,          /* the model ended its turn */
+    GEMMA_STOP_MAX_TOKENS,   /* max_tokens generated */
+    GEMMA_STOP_STRING,       /* a stop string appeared (it is not emitted) */
+    GEMMA_STOP_CALLBACK,     /* on_token returned nonzero */
+    GEMMA_STOP_CANCELLED,    /* gemma_session_cancel */
+    GEMMA_STOP_CONTEXT_FULL  /* the context window is full */
+} gemma_stop_reason;
+
+typedef struct gemma_generate_params {
+    int32_t max_tokens;               /* <= 0: until EOG or the context is full */
+    gemma_sampler_params sampling;
+    const char *const *stop_strings;  /* may be NULL */
+    size_t n_stop_strings;
+    gemma_token_fn on_token;          /* may be NULL */
+    void *user;
+} gemma_generate_params;
+
+/* Defaults: max_tokens 256, sampling = gemma_sampler_default_params(model). */
+GEMMA_API gemma_generate_params gemma_generate_default_params(const gemma_model *model);
+
+typedef struct gemma_generate_result {
+    gemma_stop_reason stop_reason;
+    int32_t n_tokens;        /* tokens generated */
+} gemma_generate_result;
+
+/* Samples and evaluates tokens until a stop condition. Cancelling ends it with
+ * GEMMA_OK and stop_reason GEMMA_STOP_CANCELLED. */
+GEMMA_API gemma_status gemma_session_generate(gemma_session *s, const gemma_generate_params *params,
+                                              gemma_generate_result *result);
+
+/* Asks a running eval or generate on s to stop as soon as possible. Thread-safe: may be
+ * called from any thread (or a signal handler) at any time; the flag clears when the
+ * next eval or generate starts. */
+GEMMA_API void gemma_session_cancel(gemma_session *s);
+
+typedef struct gemma_session_stats {
+    int32_t n_ctx;
+    int32_t n_past;
+    int32_t n_threads;
+    const char *isa;          /* kernel set in use, e.g. "avx512-vnni" */
+    uint64_t kv_bytes;        /* bytes allocated for the KV cache */
+    uint64_t kv_bytes_full;   /* what a full-length cache on every layer would take */
+    int64_t n_prompt_tokens;  /* totals since creation or reset */
+    int64_t n_gen_tokens;
+    double prompt_seconds;
+    double gen_seconds;
+} gemma_session_stats;
+
+GEMMA_API gemma_status gemma_session_get_stats(const gemma_session *s, gemma_session_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* GEMMA_H */

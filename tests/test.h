@@ -1,0 +1,76 @@
+/* A tiny test harness: each test file is one executable; CHECK records a failure and goes
+ * on, REQUIRE returns from the test. Exit status 77 means "skipped" (for example when the
+ * default model has not been fetched). */
+#ifndef GM_TEST_H
+#define GM_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int gm_test_failures;
+static int gm_test_checks;
+
+#define CHECK(cond)                                                                    \
+    do {                                                                               \
+        gm_test_checks++;                                                              \
+        if (!(cond)) {                                                                 \
+            gm_test_failures++;                                                        \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
+        }                                                                              \
+    } while (0)
+
+#define CHECKF(cond, ...)                                                              \
+    do {                                                                               \
+        gm_test_checks++;                                                              \
+        if (!(cond)) {                                                                 \
+            gm_test_failures++;                                                        \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);   \
+            fprintf(stderr, __VA_ARGS__);                                              \
+            fputc('\n', stderr);                                                       \
+        }                                                                              \
+    } while (0)
+
+#define REQUIRE(cond)                                                                  \
+    do {                                                                               \
+        gm_test_checks++;                                                              \
+        if (!(cond)) {                                                                 \
+            gm_test_failures++;                                                        \
+            fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #cond); \
+            return;                                                                    \
+        }                                                                              \
+    } while (0)
+
+#define RUN(fn)                                                                        \
+    do {                                                                               \
+        int before_ = gm_test_failures;                                                \
+        fn();                                                                          \
+        fprintf(stderr, "%s %s\n", gm_test_failures == before_ ? "ok  " : "FAIL", #fn); \
+    } while (0)
+
+#define TEST_MAIN_END()                                                                \
+    do {                                                                               \
+        fprintf(stderr, "%d checks, %d failed\n", gm_test_checks, gm_test_failures);   \
+        return gm_test_failures ? 1 : 0;                                               \
+    } while (0)
+
+#define TEST_SKIP(why)                                                                 \
+    do {                                                                               \
+        fprintf(stderr, "skipped: %s\n", why);                                         \
+        return 77;                                                                     \
+    } while (0)
+
+/* Paths from the environment CTest sets (see tests/CMakeLists.txt). */
+static inline const char *gm_test_testdata(void)
+{
+    const char *p = getenv("GEMMA_TESTDATA");
+    return p ? p : "../shared/testdata";
+}
+
+static inline const char *gm_test_model(void)
+{
+    return getenv("GEMMA_TEST_MODEL");
+}
+
+#endif
