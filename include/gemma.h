@@ -83,6 +83,87 @@ typedef struct gemma_error {
 } gemma_error;
 
 /* ---------------------------------------------------------------------------------------
+ * Model files: read-only inspection of a GGUF container (header, metadata, tensor table)
+ * without building a model. Everything a gemma_gguf hands out is owned by it and stays
+ * valid until gemma_gguf_close. A gemma_gguf is immutable once opened: all functions
+ * below are thread-safe on the same handle, except gemma_gguf_close.
+ * ------------------------------------------------------------------------------------ */
+typedef struct gemma_gguf gemma_gguf;
+
+/* GGUF metadata value types (the ids used in the file). */
+typedef enum gemma_gguf_type {
+    GEMMA_GGUF_UINT8 = 0, GEMMA_GGUF_INT8 = 1, GEMMA_GGUF_UINT16 = 2, GEMMA_GGUF_INT16 = 3,
+    GEMMA_GGUF_UINT32 = 4, GEMMA_GGUF_INT32 = 5, GEMMA_GGUF_FLOAT32 = 6, GEMMA_GGUF_BOOL = 7,
+    GEMMA_GGUF_STRING = 8, GEMMA_GGUF_ARRAY = 9, GEMMA_GGUF_UINT64 = 10, GEMMA_GGUF_INT64 = 11,
+    GEMMA_GGUF_FLOAT64 = 12
+} gemma_gguf_type;
+
+/* Opens path (memory-mapped read-only) and validates the container: magic, version,
+ * every metadata record and tensor-info record, alignment, and that every tensor's data
+ * lies inside the file without overlapping another. It does not check that the file is a
+ * usable model (gemma_model_load does). On failure *out is NULL and err says which field
+ * at which byte offset is wrong: GEMMA_E_IO (cannot read), GEMMA_E_FORMAT (malformed),
+ * GEMMA_E_NOMEM. Thread-safe. */
+GEMMA_API gemma_status gemma_gguf_open(const char *path, gemma_gguf **out, gemma_error *err);
+/* Unmaps the file and frees the handle. NULL is a no-op. */
+GEMMA_API void gemma_gguf_close(gemma_gguf *g);
+
+/* GGUF version (2 or 3). */
+GEMMA_API uint32_t gemma_gguf_version(const gemma_gguf *g);
+/* File size and the file offset where tensor data starts; the data alignment. */
+GEMMA_API uint64_t gemma_gguf_file_size(const gemma_gguf *g);
+GEMMA_API uint64_t gemma_gguf_data_offset(const gemma_gguf *g);
+GEMMA_API uint32_t gemma_gguf_alignment(const gemma_gguf *g);
+
+/* Metadata records, in file order, indexed 0 .. n_kv-1. */
+GEMMA_API size_t gemma_gguf_n_kv(const gemma_gguf *g);
+/* Key of record i, NUL-terminated (a key containing a NUL byte shows up to that byte);
+ * NULL when i is out of range. */
+GEMMA_API const char *gemma_gguf_kv_key(const gemma_gguf *g, size_t i);
+/* Index of key, or -1 when absent. O(1). */
+GEMMA_API int64_t gemma_gguf_find_key(const gemma_gguf *g, const char *key);
+/* Value type of record i; for arrays also the element type and the element count
+ * (scalars: count 1). Out-of-range i gives -1 / 0. */
+GEMMA_API int gemma_gguf_kv_type(const gemma_gguf *g, size_t i);
+GEMMA_API int gemma_gguf_kv_elem_type(const gemma_gguf *g, size_t i);
+GEMMA_API uint64_t gemma_gguf_kv_count(const gemma_gguf *g, size_t i);
+/* "UINT32", "STRING", ... for a gemma_gguf_type; "INVALID" otherwise. Static storage. */
+GEMMA_API const char *gemma_gguf_type_name(int type);
+/* Renders record i's value as text into buf (always NUL-terminated when cap > 0).
+ * Scalars as numbers, true/false, or the raw string; arrays as "[n x TYPE] a, b, c, ..."
+ * with the first few elements (strings quoted and escaped). Returns GEMMA_OK,
+ * GEMMA_E_INVALID_ARG for a bad index, or GEMMA_E_BUFFER_TOO_SMALL when the text was
+ * cut to fit (buf still holds the truncated text). */
+GEMMA_API gemma_status gemma_gguf_kv_to_string(const gemma_gguf *g, size_t i, char *buf, size_t cap);
+/* Integer or bool element idx of record i (scalars: idx 0). GEMMA_E_INVALID_ARG when the
+ * value is not an integer/bool, idx is out of range, or a UINT64 exceeds INT64_MAX. */
+GEMMA_API gemma_status gemma_gguf_kv_get_int(const gemma_gguf *g, size_t i, uint64_t idx, int64_t *out);
+
+/* Lookups by key with an exact type check: GEMMA_E_NOT_FOUND when absent, GEMMA_E_MODEL
+ * when stored with another type. get_str gives a pointer into the file (valid until
+ * close; NOT NUL-terminated; may contain any bytes) and its length. */
+GEMMA_API gemma_status gemma_gguf_get_u32(const gemma_gguf *g, const char *key, uint32_t *out);
+GEMMA_API gemma_status gemma_gguf_get_f32(const gemma_gguf *g, const char *key, float *out);
+GEMMA_API gemma_status gemma_gguf_get_str(const gemma_gguf *g, const char *key, const char **str,
+                                          size_t *len);
+
+/* The tensor table, in file order. */
+typedef struct gemma_tensor_info {
+    const char *name;      /* NUL-terminated; owned by the gemma_gguf */
+    const char *type_name; /* "Q4_K", "F32", ...; static storage */
+    uint32_t type;         /* ggml type id */
+    int32_t n_dims;
+    int64_t ne[4];         /* ne[0] is the contiguous dimension; missing dims are 1 */
+    uint64_t n_elements;
+    uint64_t offset;       /* relative to gemma_gguf_data_offset() */
+    uint64_t nbytes;
+} gemma_tensor_info;
+
+GEMMA_API size_t gemma_gguf_n_tensors(const gemma_gguf *g);
+/* Fills *out for tensor i; GEMMA_E_INVALID_ARG when i is out of range. */
+GEMMA_API gemma_status gemma_gguf_tensor(const gemma_gguf *g, size_t i, gemma_tensor_info *out);
+
+/* ---------------------------------------------------------------------------------------
  * Models
  * ------------------------------------------------------------------------------------ */
 typedef struct gemma_model gemma_model;

@@ -33,7 +33,7 @@ typedef struct gguf_kv {
     uint32_t type;        /* gguf_vtype */
     uint32_t arr_type;    /* element type when type == GGUF_T_ARRAY */
     uint64_t n;           /* element count for arrays, 1 otherwise */
-    const uint8_t *data;  /* first value byte (for string arrays: the first length prefix) */
+    const uint8_t *data;  /* first value byte (strings and string arrays: the u64 length prefix) */
     const gguf_str *strs; /* string arrays: n decoded strings; NULL otherwise */
     uint64_t offset;      /* file offset of the record, for messages */
 } gguf_kv;

@@ -1,10 +1,334 @@
-/* Placeholder until the chat command lands. */
+/* gemma chat: an interactive multi-turn conversation. The history lives in the session's
+ * KV cache; each turn feeds only the new user message. */
+#include "args.h"
 #include "cli.h"
+#include "gemma.h"
+
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char chat_help[] =
+    "usage: gemma chat [-m MODEL] [--system TEXT] [options]\n"
+    "\n"
+    "Talks with an instruction-tuned model in its chat format. Each line you type is one\n"
+    "message; end a line with '\\' to continue it on the next. The conversation is kept in\n"
+    "the context (-c), so follow-up questions see earlier turns.\n"
+    "\n"
+    "  Ctrl-C    stops the current answer; at the prompt it quits\n"
+    "  Ctrl-D    quits (end of input)\n"
+    "  /reset    forgets the conversation\n"
+    "  /help     lists these commands\n"
+    "  /exit     quits\n"
+    "\n"
+    "Input need not be a terminal: piped lines are read as turns, one answer per line.\n"
+    "The default model is the BASE Gemma 3 270M, which was not trained to chat: expect\n"
+    "rambling answers. Pass an instruction-tuned model (an '-it' GGUF) with -m.\n"
+    "\n"
+    "examples:\n"
+    "  gemma chat -m gemma-3-1b-it-Q4_K_M.gguf\n"
+    "  gemma chat -m gemma-3-1b-it-Q4_K_M.gguf --system \"Answer in one sentence.\" --temp 0.7\n"
+    "  printf 'Hi!\\nWhat did I just say?\\n' | gemma chat -m MODEL --seed 1\n"
+    "\n"
+    "options:\n"
+    "  -m, --model FILE      GGUF model (default: the model fetched by 'make model')\n"
+    "      --system TEXT     system message, sent with the first turn (and after /reset)\n"
+    "  -n, --n-predict N     most tokens per answer (default -1 = until the model ends its\n"
+    "                        turn or the context is full)\n"
+    "  -t, --threads N       CPU threads (default: all online CPUs)\n"
+    "  -c, --ctx-size N      context length in tokens (default: min(trained, 8192))\n"
+    "      --isa NAME        force a kernel set: scalar, avx2, avx512, ... (default: best)\n"
+    "  -v, --verbose         print model details, and speed after each answer, to stderr\n"
+    "  -h, --help            show this help\n"
+    "\n";
+
+static const char chat_commands[] =
+    "commands: /reset forgets the conversation, /exit quits, /help shows this;\n"
+    "Ctrl-C stops an answer (at the prompt it quits), Ctrl-D quits.\n";
+
+typedef struct chat_opts {
+    const char *model, *system, *isa;
+    int32_t n_predict, threads, ctx;
+    bool verbose;
+    args_sampling sampling;
+} chat_opts;
+
+/* The SIGINT handler's view: while an answer is being produced it cancels the session,
+ * otherwise it asks the read loop to quit. */
+static gemma_session *volatile g_chat_session;
+static volatile sig_atomic_t g_busy, g_quit;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    gemma_session *s = g_chat_session;
+    if (g_busy && s)
+        gemma_session_cancel(s);
+    else
+        g_quit = 1;
+}
+
+static int parse(int argc, char **argv, chat_opts *o)
+{
+    args a;
+    args_init(&a, "chat", argc, argv);
+    *o = (chat_opts){.n_predict = -1, .threads = args_online_cpus()};
+    while (args_next(&a)) {
+        int r = args_sampling_option(&a, &o->sampling);
+        if (r < 0)
+            return ARGS_USAGE;
+        if (r > 0)
+            continue;
+        bool ok = true;
+        if (args_is(&a, "-h", "--help")) {
+            fputs(chat_help, stdout);
+            fputs(args_sampling_help, stdout);
+            return -1;
+        } else if (args_is(&a, "-m", "--model")) {
+            ok = (o->model = args_value(&a)) != NULL;
+        } else if (args_is(&a, "--system", NULL)) {
+            ok = (o->system = args_value(&a)) != NULL;
+        } else if (args_is(&a, "-n", "--n-predict")) {
+            ok = args_int(&a, -1, INT32_MAX, &o->n_predict);
+        } else if (args_is(&a, "-t", "--threads")) {
+            ok = args_int(&a, 1, 1024, &o->threads);
+        } else if (args_is(&a, "-c", "--ctx-size")) {
+            ok = args_int(&a, 0, INT32_MAX, &o->ctx);
+        } else if (args_is(&a, "--isa", NULL)) {
+            ok = (o->isa = args_value(&a)) != NULL;
+        } else if (args_is(&a, "-v", "--verbose")) {
+            o->verbose = true;
+        } else {
+            return args_unknown(&a);
+        }
+        if (!ok)
+            return ARGS_USAGE;
+    }
+    return 0;
+}
+
+/* One message from stdin: a line, joined with the next while it ends in a backslash.
+ * NULL at end of input or when Ctrl-C asked to quit. */
+static char *read_message(bool tty)
+{
+    char *msg = NULL, *line = NULL;
+    size_t msg_len = 0, cap = 0;
+    for (;;) {
+        if (tty) {
+            fputs(msg ? "... " : "> ", stdout);
+            fflush(stdout);
+        }
+        errno = 0;
+        ssize_t n = getline(&line, &cap, stdin);
+        if (n < 0 || g_quit) {
+            free(line);
+            if (msg && !g_quit && n < 0)
+                return msg; /* end of input right after a continued line */
+            free(msg);
+            return NULL;
+        }
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        bool more = n > 0 && line[n - 1] == '\\';
+        if (more)
+            line[--n] = '\n';
+        char *grown = realloc(msg, msg_len + (size_t)n + 1);
+        if (!grown) {
+            free(line);
+            free(msg);
+            fprintf(stderr, "gemma chat: out of memory\n");
+            return NULL;
+        }
+        msg = grown;
+        memcpy(msg + msg_len, line, (size_t)n);
+        msg_len += (size_t)n;
+        msg[msg_len] = '\0';
+        if (!more) {
+            free(line);
+            return msg;
+        }
+    }
+}
+
+typedef struct chat_state {
+    gemma_model *model;
+    gemma_session *s;
+    const chat_opts *o;
+    gemma_sampler_params sampling;
+    int turn;
+    bool last_newline;
+} chat_state;
+
+static int print_token(void *user, const char *text, size_t len, gemma_token token)
+{
+    (void)token;
+    chat_state *c = user;
+    if (len == 0)
+        return 0;
+    if (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0)
+        return 1;
+    c->last_newline = text[len - 1] == '\n';
+    return 0;
+}
+
+static const char *session_error(const gemma_session *s, gemma_status st)
+{
+    const char *m = gemma_session_last_error(s);
+    return m && m[0] ? m : gemma_strerror(st);
+}
+
+/* Feeds one user turn and streams the answer. false = a fatal error. */
+static bool answer(chat_state *c, const char *text)
+{
+    gemma_chat_message msgs[2];
+    size_t n = 0;
+    if (gemma_session_n_past(c->s) == 0 && c->o->system)
+        msgs[n++] = (gemma_chat_message){"system", c->o->system};
+    msgs[n++] = (gemma_chat_message){"user", text};
+    g_busy = 1;
+    gemma_status st = gemma_session_feed_chat(c->s, msgs, n);
+    if (st == GEMMA_E_CANCELLED || st == GEMMA_E_CONTEXT_FULL) {
+        g_busy = 0;
+        if (st == GEMMA_E_CANCELLED)
+            fprintf(stderr, "(cancelled while reading your message; the conversation was reset)\n");
+        else
+            fprintf(stderr, "the conversation no longer fits the context of %d tokens; it was "
+                            "reset (restart with a larger -c to keep more)\n",
+                    gemma_session_n_past(c->s));
+        gemma_session_reset(c->s);
+        return true;
+    }
+    if (st != GEMMA_OK) {
+        g_busy = 0;
+        fprintf(stderr, "gemma chat: %s\n", session_error(c->s, st));
+        return st == GEMMA_E_CHAT; /* a message the template rejects: the user may retry */
+    }
+    gemma_generate_params gp = gemma_generate_default_params(c->model);
+    gp.max_tokens = c->o->n_predict;
+    gp.sampling = c->sampling;
+    gp.sampling.seed = c->sampling.seed + (uint64_t)c->turn++; /* a new draw each turn */
+    gp.on_token = print_token;
+    gp.user = c;
+    c->last_newline = true;
+    gemma_generate_result res = {0};
+    st = gemma_session_generate(c->s, &gp, &res);
+    g_busy = 0;
+    if (!c->last_newline)
+        fputc('\n', stdout);
+    fflush(stdout);
+    if (st != GEMMA_OK) {
+        fprintf(stderr, "gemma chat: %s\n", session_error(c->s, st));
+        return false;
+    }
+    if (res.stop_reason == GEMMA_STOP_CANCELLED)
+        fprintf(stderr, "(stopped)\n");
+    else if (res.stop_reason == GEMMA_STOP_CONTEXT_FULL)
+        fprintf(stderr, "(the context is full; /reset to start over, or restart with a larger -c)\n");
+    if (c->o->verbose) {
+        gemma_session_stats stt;
+        if (gemma_session_get_stats(c->s, &stt) == GEMMA_OK)
+            fprintf(stderr, "[%d tokens, %s; context %d/%d; prefill %.1f tok/s, decode %.1f tok/s]\n",
+                    res.n_tokens, args_stop_reason(res.stop_reason), stt.n_past, stt.n_ctx,
+                    stt.prompt_seconds > 0 ? (double)stt.n_prompt_tokens / stt.prompt_seconds : 0.0,
+                    stt.gen_seconds > 0 ? (double)stt.n_gen_tokens / stt.gen_seconds : 0.0);
+    }
+    return true;
+}
+
+/* true = keep going. */
+static bool command(chat_state *c, const char *line)
+{
+    if (!strcmp(line, "/exit") || !strcmp(line, "/quit") || !strcmp(line, "/bye"))
+        return false;
+    if (!strcmp(line, "/reset") || !strcmp(line, "/clear")) {
+        gemma_session_reset(c->s);
+        c->turn = 0;
+        fprintf(stderr, "(conversation forgotten)\n");
+    } else if (!strcmp(line, "/help") || !strcmp(line, "/?")) {
+        fputs(chat_commands, stderr);
+    } else {
+        fprintf(stderr, "unknown command '%s'; /help lists the commands (start a message "
+                        "with a space to send text beginning with '/')\n", line);
+    }
+    return true;
+}
+
+static int loop(chat_state *c)
+{
+    bool tty = isatty(STDIN_FILENO);
+    if (tty) {
+        gemma_model_info mi;
+        gemma_model_get_info(c->model, &mi);
+        fprintf(stderr, "gemma chat with %s %s%s. /help for commands, Ctrl-C stops an answer, "
+                        "Ctrl-D quits.\n", mi.architecture, mi.size_label,
+                mi.has_chat_template ? "" : " (no chat template in the file: using Gemma's)");
+    }
+    char *line;
+    while ((line = read_message(tty))) {
+        bool go = true;
+        if (line[0] == '/')
+            go = command(c, line);
+        else if (line[strspn(line, " \t\n")] != '\0')
+            go = answer(c, line);
+        free(line);
+        if (!go)
+            return 0;
+        if (tty)
+            fputc('\n', stdout);
+    }
+    if (tty)
+        fputc('\n', stdout);
+    return 0;
+}
+
 int cmd_chat(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "gemma chat: not implemented yet\n");
-    return 1;
+    chat_opts o;
+    int rc = parse(argc, argv, &o);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    const char *path = args_model_path("chat", o.model);
+    if (!path)
+        return 1;
+    chat_state c = {.o = &o};
+    if (!(c.model = args_load_model("chat", path)))
+        return 1;
+    gemma_session_params sp = gemma_session_default_params();
+    sp.n_ctx = o.ctx;
+    sp.n_threads = o.threads;
+    sp.isa = o.isa;
+    gemma_error err = {0};
+    rc = 1;
+    if (gemma_session_create(c.model, &sp, &c.s, &err) != GEMMA_OK) {
+        fprintf(stderr, "gemma chat: cannot create a session: %s\n", err.message);
+        goto done;
+    }
+    c.sampling = args_sampling_resolve(&o.sampling, c.model);
+    gemma_sampler *probe = NULL;
+    if (gemma_sampler_create(&c.sampling, gemma_vocab_size(c.model), &probe, &err) != GEMMA_OK) {
+        fprintf(stderr, "gemma chat: %s\n", err.message);
+        goto done;
+    }
+    gemma_sampler_free(probe);
+    if (o.verbose) {
+        args_print_model_info(c.model, c.s);
+        args_print_sampling(&c.sampling);
+    }
+    /* No SA_RESTART: Ctrl-C at the prompt must interrupt the blocking read. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    g_chat_session = c.s;
+    rc = loop(&c);
+    g_chat_session = NULL;
+    signal(SIGINT, SIG_DFL);
+done:
+    gemma_session_free(c.s);
+    gemma_model_free(c.model);
+    return rc;
 }

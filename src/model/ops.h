@@ -1,0 +1,59 @@
+/* Element-wise and attention operations of the forward pass, written to reproduce the
+ * roundings of llama.cpp's CPU backend (docs: gemma-spec.md 2.7). Allocation-free: callers
+ * pass every buffer. */
+#ifndef GM_OPS_H
+#define GM_OPS_H
+
+#include "../tensor/kernels.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* y = x * (1/sqrtf(mean(x^2) + eps)) * w, the sum of squares in double; w may be NULL
+ * (no weight). y may alias x. */
+void gm_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps);
+
+/* cs[2i] = cos, cs[2i+1] = sin of pair i < n_rot/2 at position pos, theta updated
+ * iteratively in float; freq_factors (n_rot/2 divisors) may be NULL. */
+void gm_rope_cache(float *cs, int32_t pos, int32_t n_rot, float base, float freq_scale,
+                   const float *freq_factors);
+/* NEOX rotation of n_head heads of head_dim floats each: pairs (i, i + n_rot/2). */
+void gm_rope_neox(float *x, int32_t n_head, int32_t head_dim, int32_t n_rot, const float *cs);
+
+/* Fills tab[65536]: F16 GELU (tanh form) of every F16 value. */
+void gm_gelu_table_init(uint16_t *tab);
+/* y[i] = gelu(gate[i]) * up[i] through the F16 table; y may alias gate or up. */
+void gm_geglu(float *y, const float *gate, const float *up, int64_t n, const uint16_t *tab);
+
+/* In-place softmax with a double sum (masked entries may be -INFINITY). */
+void gm_softmax(float *x, int64_t n);
+/* x = cap * tanhf(x / cap). */
+void gm_softcap(float *x, int64_t n, float cap);
+
+void gm_f32_to_f16_row(uint16_t *y, const float *x, int64_t n);
+void gm_f16_to_f32_row(float *y, const uint16_t *x, int64_t n);
+
+/* Attention of a batch of queries over an F16 KV cache. */
+typedef struct gm_attn {
+    const float *q;       /* [n_tok][n_head * head_dim], already scaled */
+    size_t q_stride;      /* floats between tokens */
+    float *out;           /* [n_tok][n_head * head_dim] */
+    size_t out_stride;
+    int32_t n_tok, pos0;
+    int32_t n_head, n_head_kv, head_dim;
+    int32_t n_swa;        /* > 0: key p0 visible from query p1 iff p1 - p0 < n_swa */
+    const uint16_t *k;    /* [cells][n_head_kv * head_dim] */
+    const uint16_t *vt;   /* [n_head_kv * head_dim][cells] (transposed) */
+    int32_t cells;        /* position p lives in cell p % cells */
+    /* Per-thread work: scores (max_keys floats), probabilities and Q (F16). */
+    float *scores;        /* nth * max_keys */
+    uint16_t *p16;        /* nth * max_keys */
+    uint16_t *q16;        /* nth * head_dim */
+    int32_t max_keys;
+    const gm_kernels *kern;
+} gm_attn;
+
+/* Task for gm_parallel: one (token, head) pair at a time, interleaved over threads. */
+void gm_attn_task(void *arg, int ith, int nth);
+
+#endif

@@ -1,0 +1,204 @@
+/* The generation loop: sample, stream text through the detokenizer, hold back text that may
+ * still become a stop string, evaluate the token, repeat until a stop condition. */
+#include "session.h"
+
+#include "../util/util.h"
+
+#include <stdlib.h>
+
+gemma_generate_params gemma_generate_default_params(const gemma_model *model)
+{
+    gemma_generate_params p;
+    memset(&p, 0, sizeof p);
+    p.max_tokens = 256;
+    p.sampling = gemma_sampler_default_params(model);
+    return p;
+}
+
+typedef struct gen_state {
+    gemma_session *s;
+    const gemma_generate_params *p;
+    gemma_sampler *sampler;
+    gemma_detok *detok;
+    char *text;           /* generated text not yet handed to the callback */
+    size_t len, cap;
+    gemma_token last;     /* last generated token */
+} gen_state;
+
+static gemma_status append(gen_state *g, const char *t, size_t n)
+{
+    if (g->len + n + 1 > g->cap) {
+        size_t cap = GM_MAX(g->cap * 2, g->len + n + 64);
+        char *p = realloc(g->text, cap);
+        if (!p)
+            return gm_session_fail(g->s, GEMMA_E_NOMEM, "out of memory buffering generated text");
+        g->text = p;
+        g->cap = cap;
+    }
+    memcpy(g->text + g->len, t, n);
+    g->len += n;
+    return GEMMA_OK;
+}
+
+/* Earliest complete stop string in the pending text (SIZE_MAX if none); *hold gets the
+ * longest suffix that is a proper prefix of some stop string (it may still complete). */
+static size_t find_stop(const gen_state *g, size_t *hold)
+{
+    size_t best = SIZE_MAX;
+    *hold = 0;
+    for (size_t i = 0; i < g->p->n_stop_strings; i++) {
+        const char *ss = g->p->stop_strings[i];
+        const size_t sl = ss ? strlen(ss) : 0;
+        if (sl == 0)
+            continue;
+        for (size_t at = 0; at + sl <= g->len && at < best; at++)
+            if (!memcmp(g->text + at, ss, sl))
+                best = at;
+        for (size_t k = GM_MIN(sl - 1, g->len); k > *hold; k--)
+            if (!memcmp(g->text + g->len - k, ss, k)) {
+                *hold = k;
+                break;
+            }
+    }
+    return best;
+}
+
+/* Hands the first n pending bytes to the callback; returns its answer. */
+static int emit(gen_state *g, size_t n, gemma_token tok)
+{
+    int r = 0;
+    if (g->p->on_token)
+        r = g->p->on_token(g->p->user, g->text, n, tok);
+    memmove(g->text, g->text + n, g->len - n);
+    g->len -= n;
+    return r;
+}
+
+/* Final flush: text held back by the detokenizer or for stop strings, which can no longer
+ * complete a stop string. Delivered with the last token, only when there is any. */
+static gemma_status flush_all(gen_state *g, gemma_token tok)
+{
+    const char *t;
+    size_t n;
+    if (gemma_detok_flush(g->detok, &t, &n) == GEMMA_OK && n) {
+        gemma_status st = append(g, t, n);
+        if (st)
+            return st;
+    }
+    size_t hold;
+    size_t at = find_stop(g, &hold);
+    if (at != SIZE_MAX)
+        g->len = at; /* a stop string completed by the flush is still never emitted */
+    if (g->len)
+        emit(g, g->len, tok);
+    return GEMMA_OK;
+}
+
+static bool cancelled(const gemma_session *s)
+{
+    return atomic_load_explicit(&s->cancel, memory_order_relaxed) != 0;
+}
+
+/* One step; sets *reason when generation ends. */
+static gemma_status step(gen_state *g, gemma_generate_result *res, gemma_stop_reason *reason)
+{
+    gemma_session *s = g->s;
+    const gemma_token tok = gemma_sampler_sample(g->sampler, s->logits);
+    gemma_sampler_accept(g->sampler, tok);
+    if (gemma_token_is_eog(s->model, tok)) {
+        *reason = GEMMA_STOP_EOG;
+        return flush_all(g, tok);
+    }
+    g->last = tok;
+    res->n_tokens++;
+    s->n_gen_tokens++;
+    const char *t;
+    size_t n;
+    gemma_status st = gemma_detok_push(g->detok, tok, &t, &n);
+    if (!st)
+        st = append(g, t, n);
+    if (st)
+        return st;
+    const bool full = s->n_past >= s->n_ctx;
+    const bool at_max = g->p->max_tokens > 0 && res->n_tokens >= g->p->max_tokens;
+    size_t hold;
+    size_t at = find_stop(g, &hold);
+    if (at != SIZE_MAX) {
+        emit(g, at, tok);
+        *reason = GEMMA_STOP_STRING;
+        return GEMMA_OK;
+    }
+    if (full) {
+        *reason = GEMMA_STOP_CONTEXT_FULL;
+        return flush_all(g, tok);
+    }
+    if (emit(g, g->len - hold, tok)) {
+        *reason = GEMMA_STOP_CALLBACK;
+        return GEMMA_OK;
+    }
+    st = gm_session_eval(s, &tok, 1, NULL, true);
+    if (st == GEMMA_E_CANCELLED) {
+        *reason = GEMMA_STOP_CANCELLED;
+        return flush_all(g, tok);
+    }
+    if (st)
+        return st;
+    if (at_max) {
+        *reason = GEMMA_STOP_MAX_TOKENS;
+        return flush_all(g, tok);
+    }
+    return GEMMA_OK;
+}
+
+gemma_status gemma_session_generate(gemma_session *s, const gemma_generate_params *params,
+                                    gemma_generate_result *result)
+{
+    if (!s)
+        return GEMMA_E_INVALID_ARG;
+    atomic_store_explicit(&s->cancel, 0, memory_order_relaxed);
+    s->err.code = GEMMA_OK;
+    s->err.message[0] = '\0';
+    gemma_generate_result res = {GEMMA_STOP_NONE, 0};
+    if (result)
+        *result = res;
+    gemma_generate_params defaults;
+    if (!params) {
+        defaults = gemma_generate_default_params(s->model);
+        params = &defaults;
+    }
+    if (params->n_stop_strings && !params->stop_strings)
+        return gm_session_fail(s, GEMMA_E_INVALID_ARG, "stop_strings is NULL but n_stop_strings is %zu",
+                               params->n_stop_strings);
+    if (!s->has_logits)
+        return gm_session_fail(s, GEMMA_E_INVALID_ARG, "nothing has been evaluated yet: feed a prompt first");
+    gen_state g = {s, params, NULL, NULL, NULL, 0, 0, -1};
+    gemma_error e = {0};
+    gemma_status st = gemma_sampler_create(&params->sampling, s->model->hp.n_vocab, &g.sampler, &e);
+    if (st) {
+        gm_session_fail(s, st, "sampler: %s", e.message);
+        return st;
+    }
+    const double t0 = gm_now();
+    for (int32_t i = 0; i < s->n_past; i++)
+        gemma_sampler_accept(g.sampler, s->history[i]); /* the penalties see the prompt */
+    st = gemma_detok_create(s->model, false, &g.detok);
+    if (st)
+        gm_session_fail(s, st, "cannot create the detokenizer");
+    gemma_stop_reason reason = GEMMA_STOP_NONE;
+    while (!st && reason == GEMMA_STOP_NONE) {
+        if (cancelled(s)) {
+            reason = GEMMA_STOP_CANCELLED;
+            st = flush_all(&g, g.last);
+            break;
+        }
+        st = step(&g, &res, &reason);
+    }
+    s->gen_seconds += gm_now() - t0;
+    res.stop_reason = reason;
+    if (result)
+        *result = res;
+    free(g.text);
+    gemma_detok_free(g.detok);
+    gemma_sampler_free(g.sampler);
+    return st;
+}

@@ -1,0 +1,345 @@
+/* Sessions: a KV cache, a thread pool and scratch over one shared, immutable model. */
+#include "session.h"
+
+#include "../util/util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+gemma_status gm_session_fail(gemma_session *s, gemma_status code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    s->err.code = code;
+    vsnprintf(s->err.message, sizeof s->err.message, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static void clear_error(gemma_session *s)
+{
+    s->err.code = GEMMA_OK;
+    s->err.message[0] = '\0';
+}
+
+gemma_session_params gemma_session_default_params(void)
+{
+    gemma_session_params p = {0};
+    p.overflow = GEMMA_OVERFLOW_ERROR;
+    return p;
+}
+
+void gemma_session_free(gemma_session *s)
+{
+    if (!s)
+        return;
+    if (s->scratch)
+        s->model->ops->scratch_free(s->scratch);
+    gm_kvcache_free(s->kv);
+    gm_compute_free(s->c);
+    free(s->history);
+    free(s->logits);
+    free(s);
+}
+
+static gemma_status resolve_params(const gemma_model *m, const gemma_session_params *p,
+                                   gemma_session *s, gm_isa *isa, gemma_error *err)
+{
+    const int32_t train = m->hp.n_ctx_train;
+    if (p->n_ctx < 0 || p->n_ctx > train)
+        return gm_fail(err, GEMMA_E_INVALID_ARG, "n_ctx %d is outside 0..%d (the model's trained context)",
+                       (int)p->n_ctx, (int)train);
+    s->n_ctx = p->n_ctx ? p->n_ctx : GM_MIN(train, 8192);
+    if (p->n_threads < 0 || p->n_threads > 1024)
+        return gm_fail(err, GEMMA_E_INVALID_ARG, "n_threads %d is outside 0..1024", (int)p->n_threads);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    s->n_threads = p->n_threads ? p->n_threads : (int32_t)GM_MAX(1, GM_MIN(cpus, 256));
+    if (p->n_batch < 0)
+        return gm_fail(err, GEMMA_E_INVALID_ARG, "n_batch %d is negative", (int)p->n_batch);
+    s->n_batch = GM_MIN(p->n_batch ? p->n_batch : 512, s->n_ctx);
+    if (p->overflow != GEMMA_OVERFLOW_ERROR && p->overflow != GEMMA_OVERFLOW_KEEP_RECENT)
+        return gm_fail(err, GEMMA_E_INVALID_ARG, "unknown overflow policy %d", (int)p->overflow);
+    s->overflow = p->overflow;
+    *isa = gm_isa_detect();
+    if (p->isa) {
+        *isa = gm_isa_from_name(p->isa);
+        if (*isa == GM_ISA_COUNT)
+            return gm_fail(err, GEMMA_E_INVALID_ARG, "unknown kernel set '%s'", p->isa);
+        if (!gm_isa_supported(*isa))
+            return gm_fail(err, GEMMA_E_UNSUPPORTED, "kernel set '%s' is not supported by this CPU", p->isa);
+    }
+    return GEMMA_OK;
+}
+
+gemma_status gemma_session_create(gemma_model *model, const gemma_session_params *params,
+                                  gemma_session **out, gemma_error *err)
+{
+    if (!out)
+        return gm_fail(err, GEMMA_E_INVALID_ARG, "gemma_session_create: out is NULL");
+    *out = NULL;
+    if (!model)
+        return gm_fail(err, GEMMA_E_INVALID_ARG, "gemma_session_create: model is NULL");
+    gemma_session_params p = params ? *params : gemma_session_default_params();
+    gemma_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return gm_fail(err, GEMMA_E_NOMEM, "out of memory allocating the session");
+    s->model = model;
+    atomic_init(&s->cancel, 0);
+    gm_isa isa = GM_ISA_SCALAR;
+    gemma_status st = resolve_params(model, &p, s, &isa, err);
+    if (!st)
+        st = gm_compute_create(s->n_threads, isa, &s->c, err);
+    if (!st)
+        st = gm_kvcache_create(model, s->n_ctx, s->n_batch, &s->kv, err);
+    if (!st)
+        st = model->ops->scratch_create(model, s->n_batch, s->n_ctx, s->n_threads, &s->scratch, err);
+    if (!st) {
+        s->history = gm_malloc_array((size_t)s->n_ctx, sizeof *s->history);
+        s->logits = gm_malloc_array((size_t)model->hp.n_vocab, sizeof *s->logits);
+        if (!s->history || !s->logits)
+            st = gm_fail(err, GEMMA_E_NOMEM, "out of memory allocating the session buffers");
+    }
+    if (st) {
+        gemma_session_free(s);
+        return st;
+    }
+    *out = s;
+    return GEMMA_OK;
+}
+
+const char *gemma_session_last_error(const gemma_session *s) { return s ? s->err.message : ""; }
+
+gemma_status gemma_session_reset(gemma_session *s)
+{
+    if (!s)
+        return GEMMA_E_INVALID_ARG;
+    s->n_past = 0;
+    s->has_logits = false;
+    s->in_model_turn = false;
+    s->n_prompt_tokens = s->n_gen_tokens = 0;
+    s->prompt_seconds = s->gen_seconds = 0.0;
+    clear_error(s);
+    return GEMMA_OK;
+}
+
+int32_t gemma_session_n_past(const gemma_session *s) { return s ? s->n_past : 0; }
+
+const float *gemma_session_logits(const gemma_session *s)
+{
+    return s && s->has_logits ? s->logits : NULL;
+}
+
+void gemma_session_cancel(gemma_session *s)
+{
+    if (s) /* a lock-free atomic store: safe from a signal handler */
+        atomic_store_explicit(&s->cancel, 1, memory_order_relaxed);
+}
+
+/* Evaluates tokens that fit after n_past, n_batch at a time. */
+static gemma_status eval_fit(gemma_session *s, const gemma_token *tokens, size_t n, float *logits_all)
+{
+    const gemma_model *m = s->model;
+    const size_t V = (size_t)m->hp.n_vocab;
+    gm_exec ex = {s->c, s->kv, s->scratch, &s->cancel};
+    for (size_t i = 0; i < n;) {
+        if (atomic_load_explicit(&s->cancel, memory_order_relaxed))
+            return gm_session_fail(s, GEMMA_E_CANCELLED, "evaluation cancelled");
+        const int32_t nb = (int32_t)GM_MIN(n - i, (size_t)s->n_batch);
+        gm_batch b = {tokens + i, nb, s->n_past, logits_all != NULL,
+                      logits_all ? logits_all + i * V : s->logits};
+        s->has_logits = false;
+        gemma_status st = m->ops->forward(m, &ex, &b, &s->err);
+        if (st)
+            return st;
+        if (logits_all)
+            memcpy(s->logits, logits_all + (i + (size_t)nb - 1) * V, V * sizeof(float));
+        memcpy(s->history + s->n_past, tokens + i, (size_t)nb * sizeof *tokens);
+        s->n_past += nb;
+        s->has_logits = true;
+        i += (size_t)nb;
+    }
+    return GEMMA_OK;
+}
+
+/* KEEP_RECENT: restart from the most recent tokens that fit (BOS kept in front). */
+static gemma_status eval_keep_recent(gemma_session *s, const gemma_token *tokens, size_t n,
+                                     float *logits_all)
+{
+    const size_t total = (size_t)s->n_past + n, V = (size_t)s->model->hp.n_vocab;
+    const gemma_token first = s->n_past ? s->history[0] : tokens[0];
+    const size_t keep_bos = (s->n_ctx >= 2 && first == gemma_token_bos(s->model)) ? 1 : 0;
+    const size_t tail = (size_t)s->n_ctx - keep_bos, start = total - tail;
+    const size_t first_new = start > (size_t)s->n_past ? start - (size_t)s->n_past : 0;
+    gemma_token *seq = gm_malloc_array((size_t)s->n_ctx, sizeof *seq);
+    if (!seq)
+        return gm_session_fail(s, GEMMA_E_NOMEM, "out of memory truncating the context");
+    size_t len = 0;
+    if (keep_bos)
+        seq[len++] = first;
+    for (size_t j = start; j < (size_t)s->n_past; j++)
+        seq[len++] = s->history[j];
+    size_t n_prefix = len; /* old tokens (and BOS) are evaluated without logits */
+    for (size_t j = first_new; j < n; j++)
+        seq[len++] = tokens[j];
+    s->n_past = 0;
+    s->has_logits = false;
+    gemma_status st = eval_fit(s, seq, n_prefix, NULL);
+    if (!st)
+        st = eval_fit(s, seq + n_prefix, len - n_prefix, logits_all ? logits_all + first_new * V : NULL);
+    if (!st && logits_all) /* rows of dropped tokens were never computed */
+        memset(logits_all, 0, first_new * V * sizeof(float));
+    free(seq);
+    return st;
+}
+
+gemma_status gm_session_eval(gemma_session *s, const gemma_token *tokens, size_t n,
+                             float *logits_all, bool gen)
+{
+    if (n == 0)
+        return GEMMA_OK;
+    if (!tokens)
+        return gm_session_fail(s, GEMMA_E_INVALID_ARG, "tokens is NULL");
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= s->model->hp.n_vocab)
+            return gm_session_fail(s, GEMMA_E_INVALID_ARG, "token %zu: id %d is outside the vocabulary (0..%d)",
+                                   i, (int)tokens[i], (int)s->model->hp.n_vocab - 1);
+    const double t0 = gm_now();
+    gemma_status st;
+    if (n <= (size_t)(s->n_ctx - s->n_past))
+        st = eval_fit(s, tokens, n, logits_all);
+    else if (s->overflow == GEMMA_OVERFLOW_KEEP_RECENT)
+        st = eval_keep_recent(s, tokens, n, logits_all);
+    else
+        st = gm_session_fail(s, GEMMA_E_CONTEXT_FULL,
+                             "%zu tokens do not fit: %d of the %d context positions are in use",
+                             n, (int)s->n_past, (int)s->n_ctx);
+    const double dt = gm_now() - t0;
+    if (!gen) { /* generate() times its whole loop itself */
+        s->prompt_seconds += dt;
+        s->n_prompt_tokens += (int64_t)n;
+    }
+    return st;
+}
+
+gemma_status gemma_session_eval(gemma_session *s, const gemma_token *tokens, size_t n,
+                                float *logits_all)
+{
+    if (!s)
+        return GEMMA_E_INVALID_ARG;
+    atomic_store_explicit(&s->cancel, 0, memory_order_relaxed);
+    clear_error(s);
+    return gm_session_eval(s, tokens, n, logits_all, false);
+}
+
+/* Tokenizes text (two passes when the first guess of the size is too small). */
+static gemma_status tokenize(gemma_session *s, const char *text, size_t len, bool add_bos,
+                             gemma_token **out, size_t *n)
+{
+    size_t cap = len + 16;
+    *out = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        gemma_token *buf = gm_malloc_array(cap, sizeof *buf);
+        if (!buf)
+            return gm_session_fail(s, GEMMA_E_NOMEM, "out of memory tokenizing");
+        gemma_status st = gemma_tokenize(s->model, text, len, add_bos, true, buf, cap, n);
+        if (st == GEMMA_OK) {
+            *out = buf;
+            return GEMMA_OK;
+        }
+        free(buf);
+        if (st != GEMMA_E_BUFFER_TOO_SMALL)
+            return gm_session_fail(s, st, "tokenizing the input failed: %s", gemma_strerror(st));
+        cap = *n;
+    }
+    return gm_session_fail(s, GEMMA_E_INTERNAL, "tokenizer size changed between passes");
+}
+
+gemma_status gemma_session_feed_text(gemma_session *s, const char *text, size_t len)
+{
+    if (!s)
+        return GEMMA_E_INVALID_ARG;
+    atomic_store_explicit(&s->cancel, 0, memory_order_relaxed);
+    clear_error(s);
+    if (!text && len)
+        return gm_session_fail(s, GEMMA_E_INVALID_ARG, "text is NULL");
+    gemma_token *ids;
+    size_t n;
+    gemma_status st = tokenize(s, text ? text : "", len, s->n_past == 0, &ids, &n);
+    if (st)
+        return st;
+    st = gm_session_eval(s, ids, n, NULL, false);
+    free(ids);
+    return st;
+}
+
+/* Text of the new turns: the close of an open model turn, then the rendered messages. */
+static gemma_status render_turns(gemma_session *s, const gemma_chat_message *msgs, size_t n_msgs,
+                                 char **out, size_t *out_len)
+{
+    const char *close = s->in_model_turn ? s->model->ops->turn_end : "";
+    const size_t nc = strlen(close);
+    const bool bos = s->n_past == 0;
+    gemma_error e = {0};
+    size_t len = 0;
+    char probe[1];
+    gemma_status st = gemma_chat_render(s->model, msgs, n_msgs, true, bos, probe, sizeof probe, &len, &e);
+    if (st != GEMMA_E_BUFFER_TOO_SMALL && st != GEMMA_OK)
+        return gm_session_fail(s, st, "%s", e.message);
+    char *buf = malloc(nc + len + 1);
+    if (!buf)
+        return gm_session_fail(s, GEMMA_E_NOMEM, "out of memory rendering the chat");
+    memcpy(buf, close, nc);
+    st = gemma_chat_render(s->model, msgs, n_msgs, true, bos, buf + nc, len + 1, &len, &e);
+    if (st) {
+        free(buf);
+        return gm_session_fail(s, st, "%s", e.message);
+    }
+    *out = buf;
+    *out_len = nc + len;
+    return GEMMA_OK;
+}
+
+gemma_status gemma_session_feed_chat(gemma_session *s, const gemma_chat_message *msgs, size_t n_msgs)
+{
+    if (!s)
+        return GEMMA_E_INVALID_ARG;
+    atomic_store_explicit(&s->cancel, 0, memory_order_relaxed);
+    clear_error(s);
+    if (!msgs || n_msgs == 0)
+        return gm_session_fail(s, GEMMA_E_INVALID_ARG, "no chat messages");
+    char *text;
+    size_t len, n;
+    gemma_status st = render_turns(s, msgs, n_msgs, &text, &len);
+    if (st)
+        return st;
+    gemma_token *ids;
+    st = tokenize(s, text, len, false, &ids, &n); /* the rendered text carries its BOS */
+    free(text);
+    if (st)
+        return st;
+    st = gm_session_eval(s, ids, n, NULL, false);
+    free(ids);
+    if (!st)
+        s->in_model_turn = true;
+    return st;
+}
+
+gemma_status gemma_session_get_stats(const gemma_session *s, gemma_session_stats *st)
+{
+    if (!s || !st)
+        return GEMMA_E_INVALID_ARG;
+    memset(st, 0, sizeof *st);
+    st->n_ctx = s->n_ctx;
+    st->n_past = s->n_past;
+    st->n_threads = gm_compute_threads(s->c);
+    st->isa = gm_isa_name(gm_compute_kernels(s->c)->isa);
+    st->kv_bytes = s->kv->bytes;
+    st->kv_bytes_full = s->kv->bytes_full;
+    st->n_prompt_tokens = s->n_prompt_tokens;
+    st->n_gen_tokens = s->n_gen_tokens;
+    st->prompt_seconds = s->prompt_seconds;
+    st->gen_seconds = s->gen_seconds;
+    return GEMMA_OK;
+}

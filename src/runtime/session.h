@@ -1,0 +1,39 @@
+/* The session object, shared by session.c (eval, feeding) and generate.c (sampling loop). */
+#ifndef GM_SESSION_H
+#define GM_SESSION_H
+
+#include "gemma.h"
+#include "kvcache.h"
+#include "../model/arch.h"
+#include "../tensor/compute.h"
+#include "../util/util.h"
+
+#include <stdatomic.h>
+
+struct gemma_session {
+    gemma_model *model;
+    gm_compute *c;
+    gm_kvcache *kv;
+    void *scratch;
+    int32_t n_ctx, n_batch, n_threads;
+    gemma_overflow overflow;
+    int32_t n_past;
+    gemma_token *history;   /* the n_past tokens in the cache (for KEEP_RECENT) */
+    float *logits;          /* n_vocab: after the last evaluated token */
+    bool has_logits;
+    bool in_model_turn;     /* a chat answer was started and not closed */
+    atomic_int cancel;
+    gemma_error err;
+    int64_t n_prompt_tokens, n_gen_tokens;
+    double prompt_seconds, gen_seconds;
+};
+
+/* Eval without clearing the cancel flag (generate calls it per token). gen marks the
+ * tokens as generated for the statistics. */
+gemma_status gm_session_eval(gemma_session *s, const gemma_token *tokens, size_t n,
+                             float *logits_all, bool gen);
+
+/* Records err in the session and returns its code. */
+gemma_status gm_session_fail(gemma_session *s, gemma_status code, const char *fmt, ...) GM_PRINTF(3, 4);
+
+#endif

@@ -1,0 +1,399 @@
+/* AVX2 + FMA + F16C kernels, for x86 CPUs without AVX-512. Compiled with AVX2 flags; only
+ * called after gm_isa_supported() said so.
+ *
+ * The u8 x s8 dot is vpmaddubsw + vpmaddwd. The Q8_0-activation family uses the sign trick
+ * (|w| x sign(a, w)), which cannot saturate the 16-bit pair sums for |w| <= 128. Only 16
+ * vector registers: tiles are up to 2 rows x 4 columns, and the K-quants decode one
+ * super-block of a row into a small aligned buffer that every column then reads.
+ */
+#include "kernels.h"
+
+#include "quants.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define AI static inline __attribute__((always_inline))
+
+AI uint16_t rd16(const void *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+AI uint32_t rd32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+AI float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+AI float hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AI float hmax(__m256 v)
+{
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AI int hsum_i32(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* 32 int32 in four registers -> 32 saturated int8, in order. */
+AI __m256i pack32(__m256i a, __m256i b, __m256i c, __m256i d)
+{
+    __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
+    __m256i q = _mm256_packs_epi16(ab, cd);
+    /* packs interleave 128-bit lanes: a0 b0 c0 d0 | a1 b1 c1 d1 in 4-byte groups */
+    return _mm256_permutevar8x32_epi32(q, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* ---- activation quantizers ----------------------------------------------------------- */
+
+static void quant_q8_0(const float *x, void *vy, int64_t n)
+{
+    block_q8_0 *y = vy;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t i = 0; i < n / QK; i++) {
+        const float *xb = x + i * QK;
+        __m256 v[4];
+        __m256 m = _mm256_setzero_ps();
+        for (int j = 0; j < 4; j++) {
+            v[j] = _mm256_loadu_ps(xb + 8 * j);
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[j]));
+        }
+        float amax = hmax(m);
+        float d = amax / 127.f, id = amax != 0.f ? 127.f / amax : 0.f;
+        uint16_t dh = (uint16_t)_cvtss_sh(d, 0);
+        memcpy(&y[i].d, &dh, 2);
+        __m256 vid = _mm256_set1_ps(id);
+        __m256i q[4];
+        for (int j = 0; j < 4; j++)
+            q[j] = _mm256_cvtps_epi32(_mm256_mul_ps(v[j], vid));
+        _mm256_storeu_si256((__m256i *)y[i].qs, pack32(q[0], q[1], q[2], q[3]));
+    }
+}
+
+static void quant_q8_k(const float *x, void *vy, int64_t n)
+{
+    block_q8_K *y = vy;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float *xb = x + i * QK_K;
+        __m256 m = _mm256_setzero_ps();
+        for (int j = 0; j < QK_K; j += 8)
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(xb + j)));
+        float amax = hmax(m);
+        if (!(amax > 0.f)) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        float max = 0.f;
+        for (int j = 0; j < QK_K; j++)
+            if (__builtin_fabsf(xb[j]) == amax) {
+                max = xb[j];
+                break;
+            }
+        float iscale = -127.f / max;
+        __m256 vs = _mm256_set1_ps(iscale);
+        const __m256i lim = _mm256_set1_epi32(127);
+        for (int j = 0; j < QK_K; j += 32) {
+            __m256i q[4];
+            for (int k = 0; k < 4; k++)
+                q[k] = _mm256_min_epi32(
+                    _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + j + 8 * k), vs)), lim);
+            y[i].bsums[j / 16] = (int16_t)hsum_i32(_mm256_add_epi32(q[0], q[1]));
+            y[i].bsums[j / 16 + 1] = (int16_t)hsum_i32(_mm256_add_epi32(q[2], q[3]));
+            _mm256_storeu_si256((__m256i *)(y[i].qs + j), pack32(q[0], q[1], q[2], q[3]));
+        }
+        y[i].d = 1.f / iscale;
+    }
+}
+
+static void quant_f16(const float *x, void *vy, int64_t n)
+{
+    uint16_t *y = vy;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++)
+        y[i] = (uint16_t)_cvtss_sh(x[i], 0);
+}
+
+/* ---- float dots ---------------------------------------------------------------------- */
+
+AI __m256 ld_f32(const void *p, int64_t i) { return _mm256_loadu_ps((const float *)p + i); }
+AI __m256 ld_f16(const void *p, int64_t i)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+}
+AI __m256 ld_bf16(const void *p, int64_t i)
+{
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+AI float sc_f32(const void *p, int64_t i) { return ((const float *)p)[i]; }
+AI float sc_f16(const void *p, int64_t i) { return h2f(((const uint16_t *)p)[i]); }
+AI float sc_bf16(const void *p, int64_t i)
+{
+    uint32_t u = (uint32_t)((const uint16_t *)p)[i] << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+#define FLOAT_DOT(NAME, LD, SC)                                                           \
+    static void NAME(int64_t n, float *s, const void *w, const void *a)                   \
+    {                                                                                     \
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;                       \
+        int64_t i = 0;                                                                    \
+        for (; i + 32 <= n; i += 32) {                                                    \
+            s0 = _mm256_fmadd_ps(LD(w, i), LD(a, i), s0);                                 \
+            s1 = _mm256_fmadd_ps(LD(w, i + 8), LD(a, i + 8), s1);                         \
+            s2 = _mm256_fmadd_ps(LD(w, i + 16), LD(a, i + 16), s2);                       \
+            s3 = _mm256_fmadd_ps(LD(w, i + 24), LD(a, i + 24), s3);                       \
+        }                                                                                 \
+        for (; i + 8 <= n; i += 8)                                                        \
+            s0 = _mm256_fmadd_ps(LD(w, i), LD(a, i), s0);                                 \
+        float r = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));      \
+        for (; i < n; i++)                                                                \
+            r += SC(w, i) * SC(a, i);                                                     \
+        *s = r;                                                                           \
+    }
+
+FLOAT_DOT(dot_f32, ld_f32, sc_f32)
+FLOAT_DOT(dot_f16, ld_f16, sc_f16)
+FLOAT_DOT(dot_bf16, ld_bf16, sc_bf16)
+
+/* ---- Q4_0 / Q5_0 / Q8_0 x Q8_0 ------------------------------------------------------- */
+
+enum { F_Q4_0, F_Q5_0, F_Q8_0 };
+
+AI size_t fam_bsize(int t) { return t == F_Q4_0 ? 18 : t == F_Q5_0 ? 22 : 34; }
+
+/* One weight block as 32 signed values in element order. */
+AI __m256i fam_weights(int t, const uint8_t *blk)
+{
+    if (t == F_Q8_0)
+        return _mm256_loadu_si256((const __m256i *)(blk + 2));
+    const uint8_t *qs = blk + fam_bsize(t) - 16;
+    __m128i x = _mm_loadu_si128((const __m128i *)qs);
+    __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), _mm256_set1_epi8(0x0F));
+    if (t == F_Q4_0)
+        return _mm256_sub_epi8(u, _mm256_set1_epi8(8));
+    /* Q5_0: byte i takes bit i of qh as its 5th bit. */
+    __m256i hv = _mm256_set1_epi32((int)rd32(blk + 2));
+    __m256i sel = _mm256_shuffle_epi8(hv, _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                                           2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    __m256i hb = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(sel, bit), bit), _mm256_set1_epi8(16));
+    return _mm256_sub_epi8(_mm256_or_si256(u, hb), _mm256_set1_epi8(16));
+}
+
+AI void fam_tile(int t, const int R, const int C, int64_t nb, const uint8_t *w, size_t ldw,
+                 const uint8_t *a, size_t lda, float *y, size_t ldy)
+{
+    const size_t bs = fam_bsize(t);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[2][4];
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++)
+            acc[r][c] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i ws[2], wa[2];
+        float dw[2];
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) {
+            const uint8_t *blk = w + (size_t)r * ldw + (size_t)b * bs;
+            ws[r] = fam_weights(t, blk);
+            wa[r] = _mm256_sign_epi8(ws[r], ws[r]);
+            dw[r] = h2f(rd16(blk));
+        }
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            const uint8_t *ab = a + (size_t)c * lda + (size_t)b * 34;
+            __m256i av = _mm256_loadu_si256((const __m256i *)(ab + 2));
+            float da = h2f(rd16(ab));
+#pragma GCC unroll 2
+            for (int r = 0; r < R; r++) {
+                __m256i p = _mm256_maddubs_epi16(wa[r], _mm256_sign_epi8(av, ws[r]));
+                __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
+                acc[r][c] = _mm256_fmadd_ps(f, _mm256_set1_ps(dw[r] * da), acc[r][c]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++)
+            y[(size_t)c * ldy + (size_t)r] = hsum(acc[r][c]);
+}
+
+/* ---- Q4_K / Q6_K x Q8_K -------------------------------------------------------------- */
+
+enum { F_Q4_K, F_Q6_K };
+
+/* One decoded super-block: unsigned quants in element order, a 16-bit scale vector per
+ * 32 elements, and the factors for the bsums term (Q4_K: mins twice each; Q6_K: scales). */
+typedef struct kq_dec {
+    _Alignas(32) uint8_t q[QK_K];
+    _Alignas(32) int16_t sc[8][16];
+    _Alignas(32) int16_t m16[16];
+    float d, dmin;
+} kq_dec;
+
+AI void kq_decode(int t, const uint8_t *blk, kq_dec *k)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    if (t == F_Q4_K) {
+        k->d = h2f(rd16(blk));
+        k->dmin = h2f(rd16(blk + 2));
+        const uint8_t *s = blk + 4;
+        uint32_t u0 = rd32(s), u1 = rd32(s + 4), u2 = rd32(s + 8);
+        uint32_t w4[2] = { u0 & 0x3f3f3f3f, (u2 & 0x0f0f0f0f) | ((u0 >> 2) & 0x30303030) };
+        uint32_t m4w[2] = { u1 & 0x3f3f3f3f, ((u2 >> 4) & 0x0f0f0f0f) | ((u1 >> 2) & 0x30303030) };
+        uint8_t sc[8], mn[8];
+        memcpy(sc, w4, 8);
+        memcpy(mn, m4w, 8);
+        for (int j = 0; j < 8; j++) {
+            _mm256_store_si256((__m256i *)k->sc[j], _mm256_set1_epi16(sc[j]));
+            k->m16[2 * j] = k->m16[2 * j + 1] = mn[j];
+        }
+        for (int j = 0; j < 4; j++) {
+            __m256i x = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * j));
+            _mm256_store_si256((__m256i *)(k->q + 64 * j), _mm256_and_si256(x, m4));
+            _mm256_store_si256((__m256i *)(k->q + 64 * j + 32), _mm256_and_si256(_mm256_srli_epi16(x, 4), m4));
+        }
+    } else {
+        const uint8_t *ql = blk, *qh = blk + 128;
+        const int8_t *sc = (const int8_t *)(blk + 192);
+        k->d = h2f(rd16(blk + 208));
+        k->dmin = 0.f;
+        for (int j = 0; j < 8; j++)
+            _mm256_store_si256((__m256i *)k->sc[j],
+                               _mm256_set_m128i(_mm_set1_epi16(sc[2 * j + 1]), _mm_set1_epi16(sc[2 * j])));
+        _mm256_store_si256((__m256i *)k->m16, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc)));
+        const __m256i m3 = _mm256_set1_epi8(3);
+        for (int n = 0; n < 2; n++) {
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)(ql + 64 * n));
+            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * n + 32));
+            __m256i h = _mm256_loadu_si256((const __m256i *)(qh + 32 * n));
+            uint8_t *o = k->q + 128 * n;
+            __m256i hb[4];
+            for (int s = 0; s < 4; s++)
+                hb[s] = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * s), m3), 4);
+            _mm256_store_si256((__m256i *)o, _mm256_or_si256(_mm256_and_si256(l0, m4), hb[0]));
+            _mm256_store_si256((__m256i *)(o + 32), _mm256_or_si256(_mm256_and_si256(l1, m4), hb[1]));
+            _mm256_store_si256((__m256i *)(o + 64),
+                               _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), hb[2]));
+            _mm256_store_si256((__m256i *)(o + 96),
+                               _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), hb[3]));
+        }
+    }
+}
+
+AI void kq_tile(int t, const int R, const int C, int64_t nb, const uint8_t *w, size_t ldw,
+                const uint8_t *a, size_t lda, float *y, size_t ldy)
+{
+    const size_t bs = t == F_Q4_K ? 144 : 210;
+    __m256 acc[2][4];
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++)
+            acc[r][c] = _mm256_setzero_ps();
+    kq_dec k;
+    for (int64_t b = 0; b < nb; b++) {
+        for (int r = 0; r < R; r++) {
+            kq_decode(t, w + (size_t)r * ldw + (size_t)b * bs, &k);
+#pragma GCC unroll 4
+            for (int c = 0; c < C; c++) {
+                const uint8_t *ab = a + (size_t)c * lda + (size_t)b * 292;
+                __m256i is = _mm256_setzero_si256();
+                for (int j = 0; j < 8; j++) {
+                    __m256i p = _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(k.q + 32 * j)),
+                                                     _mm256_loadu_si256((const __m256i *)(ab + 4 + 32 * j)));
+                    is = _mm256_add_epi32(is, _mm256_madd_epi16(p, _mm256_load_si256((const __m256i *)k.sc[j])));
+                }
+                __m256i ms = _mm256_madd_epi16(_mm256_load_si256((const __m256i *)k.m16),
+                                               _mm256_loadu_si256((const __m256i *)(ab + 260)));
+                float da;
+                memcpy(&da, ab, 4);
+                if (t == F_Q6_K) {
+                    is = _mm256_sub_epi32(is, _mm256_slli_epi32(ms, 5));
+                    acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_set1_ps(k.d * da), acc[r][c]);
+                } else {
+                    acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_set1_ps(k.d * da), acc[r][c]);
+                    acc[r][c] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms), _mm256_set1_ps(k.dmin * da), acc[r][c]);
+                }
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++)
+            y[(size_t)c * ldy + (size_t)r] = hsum(acc[r][c]);
+}
+
+/* ---- tile drivers -------------------------------------------------------------------- */
+
+#define GEMM_DRIVER(NAME, TILE, T, QK_)                                                   \
+    static void NAME##_t(int64_t nb, const uint8_t *w, size_t ldw, const uint8_t *a,      \
+                         size_t lda, float *y, size_t ldy, int R, int C)                  \
+    {                                                                                     \
+        switch (R * 8 + C) {                                                              \
+        case 2 * 8 + 4: TILE(T, 2, 4, nb, w, ldw, a, lda, y, ldy); break;                 \
+        case 2 * 8 + 3: TILE(T, 2, 3, nb, w, ldw, a, lda, y, ldy); break;                 \
+        case 2 * 8 + 2: TILE(T, 2, 2, nb, w, ldw, a, lda, y, ldy); break;                 \
+        case 2 * 8 + 1: TILE(T, 2, 1, nb, w, ldw, a, lda, y, ldy); break;                 \
+        case 1 * 8 + 4: TILE(T, 1, 4, nb, w, ldw, a, lda, y, ldy); break;                 \
+        case 1 * 8 + 3: TILE(T, 1, 3, nb, w, ldw, a, lda, y, ldy); break;                 \
+        case 1 * 8 + 2: TILE(T, 1, 2, nb, w, ldw, a, lda, y, ldy); break;                 \
+        default: TILE(T, 1, 1, nb, w, ldw, a, lda, y, ldy); break;                        \
+        }                                                                                 \
+    }                                                                                     \
+    static void NAME##_gemm(int64_t n, const void *w, size_t ldw, const void *a,          \
+                            size_t lda, float *y, size_t ldy, int nr, int nc)             \
+    {                                                                                     \
+        const uint8_t *W = w, *A = a;                                                     \
+        for (int r = 0; r < nr;) {                                                        \
+            int R = nr - r >= 2 ? 2 : 1;                                                  \
+            for (int c = 0; c < nc; c += 4)                                               \
+                NAME##_t(n / (QK_), W + (size_t)r * ldw, ldw, A + (size_t)c * lda, lda,   \
+                         y + (size_t)c * ldy + (size_t)r, ldy, R, nc - c >= 4 ? 4 : nc - c); \
+            r += R;                                                                       \
+        }                                                                                 \
+    }                                                                                     \
+    static void NAME##_dot(int64_t n, float *s, const void *w, const void *a)             \
+    {                                                                                     \
+        NAME##_t(n / (QK_), w, 0, a, 0, s, 0, 1, 1);                                     \
+    }
+
+GEMM_DRIVER(q4_0, fam_tile, F_Q4_0, QK)
+GEMM_DRIVER(q5_0, fam_tile, F_Q5_0, QK)
+GEMM_DRIVER(q8_0, fam_tile, F_Q8_0, QK)
+GEMM_DRIVER(q4_k, kq_tile, F_Q4_K, QK_K)
+GEMM_DRIVER(q6_k, kq_tile, F_Q6_K, QK_K)
+
+#define SET(k, T, Q, NAME)                                                                \
+    do {                                                                                  \
+        (k)->type[GM_TYPE_##T].quantize = Q;                                              \
+        (k)->type[GM_TYPE_##T].vec_dot = NAME##_dot;                                      \
+        (k)->type[GM_TYPE_##T].gemm = NAME##_gemm;                                        \
+    } while (0)
+
+void gm_kernels_install_avx2(gm_kernels *k)
+{
+    k->type[GM_TYPE_F32].vec_dot = dot_f32;
+    k->type[GM_TYPE_F16].quantize = quant_f16;
+    k->type[GM_TYPE_F16].vec_dot = dot_f16;
+    k->type[GM_TYPE_BF16].vec_dot = dot_bf16;
+    SET(k, Q4_0, quant_q8_0, q4_0);
+    SET(k, Q5_0, quant_q8_0, q5_0);
+    SET(k, Q8_0, quant_q8_0, q8_0);
+    SET(k, Q4_K, quant_q8_k, q4_k);
+    SET(k, Q6_K, quant_q8_k, q6_k);
+    k->type[GM_TYPE_Q2_K].quantize = quant_q8_k;
+    k->type[GM_TYPE_Q3_K].quantize = quant_q8_k;
+    k->type[GM_TYPE_Q5_K].quantize = quant_q8_k;
+}

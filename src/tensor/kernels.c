@@ -1,0 +1,167 @@
+/* ISA names, CPU feature detection and the kernel table.
+ *
+ * The scalar entries wrap the reference kernels of quants-ref.c; an ISA installer then
+ * overrides what it accelerates. Detection checks both CPUID (the CPU has it) and XGETBV
+ * (the OS saves the wider registers), since a CPU flag alone can fault under some VMs.
+ */
+#include "kernels.h"
+
+#include "quants.h"
+
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#define GM_X86 1
+#endif
+
+static const char *const isa_names[GM_ISA_COUNT] = {
+    [GM_ISA_SCALAR] = "scalar",
+    [GM_ISA_AVX2] = "avx2",
+    [GM_ISA_AVX512] = "avx512",
+    [GM_ISA_AVX512_VNNI] = "avx512-vnni",
+    [GM_ISA_NEON] = "neon",
+    [GM_ISA_NEON_DOTPROD] = "neon-dotprod",
+    [GM_ISA_NEON_I8MM] = "neon-i8mm",
+};
+
+const char *gm_isa_name(gm_isa isa)
+{
+    return (unsigned)isa < GM_ISA_COUNT ? isa_names[isa] : "unknown";
+}
+
+gm_isa gm_isa_from_name(const char *name)
+{
+    if (!name)
+        return GM_ISA_COUNT;
+    for (int i = 0; i < GM_ISA_COUNT; i++)
+        if (strcmp(name, isa_names[i]) == 0)
+            return (gm_isa)i;
+    return GM_ISA_COUNT;
+}
+
+#ifdef GM_X86
+typedef struct x86_caps {
+    bool avx2, avx512, vnni;
+} x86_caps;
+
+static uint64_t read_xcr0(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+static x86_caps x86_detect(void)
+{
+    x86_caps c = { false, false, false };
+    unsigned a, b, cx, d;
+    if (!__get_cpuid(1, &a, &b, &cx, &d))
+        return c;
+    bool osxsave = cx & (1u << 27), avx = cx & (1u << 28);
+    bool fma = cx & (1u << 12), f16c = cx & (1u << 29);
+    if (!osxsave || !avx)
+        return c;
+    uint64_t xcr0 = read_xcr0();
+    bool ymm_os = (xcr0 & 0x6) == 0x6;             /* SSE + AVX state */
+    bool zmm_os = (xcr0 & 0xe6) == 0xe6;           /* plus opmask, ZMM_Hi256, Hi16_ZMM */
+    if (!__get_cpuid_count(7, 0, &a, &b, &cx, &d))
+        return c;
+    bool avx2 = b & (1u << 5), bmi2 = b & (1u << 8);
+    bool f512 = b & (1u << 16), dq = b & (1u << 17), bw = b & (1u << 30), vl = b & (1u << 31);
+    bool vnni = cx & (1u << 11);
+    c.avx2 = ymm_os && avx2 && fma && f16c && bmi2;
+    c.avx512 = c.avx2 && zmm_os && f512 && dq && bw && vl;
+    c.vnni = c.avx512 && vnni;
+    return c;
+}
+#endif
+
+bool gm_isa_supported(gm_isa isa)
+{
+    if (isa == GM_ISA_SCALAR)
+        return true;
+#ifdef GM_X86
+    x86_caps c = x86_detect();
+    switch (isa) {
+    case GM_ISA_AVX2: return c.avx2;
+    case GM_ISA_AVX512: return c.avx512;
+    case GM_ISA_AVX512_VNNI: return c.vnni;
+    default: return false;
+    }
+#else
+    return false;
+#endif
+}
+
+gm_isa gm_isa_detect(void)
+{
+    static const gm_isa order[] = { GM_ISA_AVX512_VNNI, GM_ISA_AVX512, GM_ISA_AVX2 };
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (gm_isa_supported(order[i]))
+            return order[i];
+    return GM_ISA_SCALAR;
+}
+
+/* Scalar entries: one small wrapper per (weight type, activation type), so the table keeps
+ * the type-free signatures the drivers call. */
+#define REF_ENTRY(T, A)                                                                   \
+    static void ref_quant_##T(const float *x, void *y, int64_t n)                         \
+    {                                                                                     \
+        gm_quantize_row_ref(GM_TYPE_##A, x, y, n);                                        \
+    }                                                                                     \
+    static void ref_dot_##T(int64_t n, float *s, const void *w, const void *a)            \
+    {                                                                                     \
+        *s = gm_vec_dot_ref(GM_TYPE_##T, n, w, a);                                        \
+    }
+
+REF_ENTRY(F32, F32)
+REF_ENTRY(F16, F16)
+REF_ENTRY(BF16, BF16)
+REF_ENTRY(Q4_0, Q8_0)
+REF_ENTRY(Q4_1, Q8_1)
+REF_ENTRY(Q5_0, Q8_0)
+REF_ENTRY(Q5_1, Q8_1)
+REF_ENTRY(Q8_0, Q8_0)
+REF_ENTRY(Q2_K, Q8_K)
+REF_ENTRY(Q3_K, Q8_K)
+REF_ENTRY(Q4_K, Q8_K)
+REF_ENTRY(Q5_K, Q8_K)
+REF_ENTRY(Q6_K, Q8_K)
+
+#define SET_REF(k, T)                                                                     \
+    do {                                                                                  \
+        (k)->type[GM_TYPE_##T].quantize = ref_quant_##T;                                  \
+        (k)->type[GM_TYPE_##T].vec_dot = ref_dot_##T;                                     \
+        (k)->type[GM_TYPE_##T].gemm = NULL;                                               \
+    } while (0)
+
+void gm_kernels_init(gm_kernels *k, gm_isa isa)
+{
+    memset(k, 0, sizeof *k);
+    k->isa = GM_ISA_SCALAR;
+    SET_REF(k, F32);
+    SET_REF(k, F16);
+    SET_REF(k, BF16);
+    SET_REF(k, Q4_0);
+    SET_REF(k, Q4_1);
+    SET_REF(k, Q5_0);
+    SET_REF(k, Q5_1);
+    SET_REF(k, Q8_0);
+    SET_REF(k, Q2_K);
+    SET_REF(k, Q3_K);
+    SET_REF(k, Q4_K);
+    SET_REF(k, Q5_K);
+    SET_REF(k, Q6_K);
+    if (!gm_isa_supported(isa))
+        return;
+#ifdef GM_X86
+    switch (isa) {
+    case GM_ISA_AVX2: gm_kernels_install_avx2(k); break;
+    case GM_ISA_AVX512: gm_kernels_install_avx512(k, false); break;
+    case GM_ISA_AVX512_VNNI: gm_kernels_install_avx512(k, true); break;
+    default: return;
+    }
+    k->isa = isa;
+#endif
+}

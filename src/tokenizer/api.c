@@ -1,0 +1,134 @@
+/* Public tokenizer and chat-template functions of gemma.h, over the model's vocabulary. */
+#include "tokenizer.h"
+#include "../model/model.h"
+#include "../util/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const gm_vocab *vocab_of(const gemma_model *m) { return m ? gm_model_vocab(m) : NULL; }
+
+GEMMA_API gemma_status gemma_tokenize(const gemma_model *model, const char *text, size_t len, bool add_bos,
+                                      bool parse_special, gemma_token *tokens, size_t cap, size_t *n_tokens)
+{
+    const gm_vocab *v = vocab_of(model);
+    if (n_tokens)
+        *n_tokens = 0;
+    if (!v || !n_tokens || (!text && len) || (!tokens && cap))
+        return GEMMA_E_INVALID_ARG;
+    gm_tokens t = {0};
+    gemma_status st = gm_tokenize(v, text, len, add_bos, parse_special, &t, NULL);
+    if (!st) {
+        *n_tokens = t.n;
+        if (t.n > cap)
+            st = GEMMA_E_BUFFER_TOO_SMALL;
+        else if (t.n)
+            memcpy(tokens, t.ids, t.n * sizeof *tokens);
+    }
+    gm_tokens_free(&t);
+    return st;
+}
+
+GEMMA_API gemma_status gemma_token_to_piece(const gemma_model *model, gemma_token token, bool special, char *buf,
+                                            size_t cap, size_t *len)
+{
+    return gm_token_to_piece(vocab_of(model), token, special, buf, cap, len);
+}
+
+GEMMA_API int32_t gemma_vocab_size(const gemma_model *model)
+{
+    const gm_vocab *v = vocab_of(model);
+    return v ? gm_vocab_n(v) : 0;
+}
+
+GEMMA_API gemma_token gemma_token_bos(const gemma_model *model)
+{
+    const gm_vocab *v = vocab_of(model);
+    return v ? gm_vocab_bos(v) : -1;
+}
+
+GEMMA_API gemma_token gemma_token_eos(const gemma_model *model)
+{
+    const gm_vocab *v = vocab_of(model);
+    return v ? gm_vocab_eos(v) : -1;
+}
+
+GEMMA_API bool gemma_token_is_eog(const gemma_model *model, gemma_token token)
+{
+    const gm_vocab *v = vocab_of(model);
+    return v && gm_vocab_is_eog(v, token);
+}
+
+/* The public handle wraps the internal streaming detokenizer. */
+struct gemma_detok {
+    gm_detok *d;
+};
+
+GEMMA_API gemma_status gemma_detok_create(const gemma_model *model, bool special, gemma_detok **out)
+{
+    if (!out)
+        return GEMMA_E_INVALID_ARG;
+    *out = NULL;
+    const gm_vocab *v = vocab_of(model);
+    if (!v)
+        return GEMMA_E_INVALID_ARG;
+    gemma_detok *p = calloc(1, sizeof *p);
+    if (!p)
+        return GEMMA_E_NOMEM;
+    gemma_status st = gm_detok_create(v, special, &p->d);
+    if (st) {
+        free(p);
+        return st;
+    }
+    *out = p;
+    return GEMMA_OK;
+}
+
+GEMMA_API void gemma_detok_free(gemma_detok *d)
+{
+    if (!d)
+        return;
+    gm_detok_free(d->d);
+    free(d);
+}
+
+GEMMA_API gemma_status gemma_detok_push(gemma_detok *d, gemma_token token, const char **text, size_t *len)
+{
+    if (!d || !text || !len)
+        return GEMMA_E_INVALID_ARG;
+    return gm_detok_push(d->d, token, text, len);
+}
+
+GEMMA_API gemma_status gemma_detok_flush(gemma_detok *d, const char **text, size_t *len)
+{
+    if (!d || !text || !len)
+        return GEMMA_E_INVALID_ARG;
+    return gm_detok_flush(d->d, text, len);
+}
+
+GEMMA_API gemma_status gemma_chat_render(const gemma_model *model, const gemma_chat_message *msgs, size_t n_msgs,
+                                         bool add_generation_prompt, bool add_bos, char *buf, size_t cap,
+                                         size_t *len, gemma_error *err)
+{
+    const gm_vocab *v = vocab_of(model);
+    if (len)
+        *len = 0;
+    if (!v || !len || (!buf && cap))
+        return gm_fail(err, GEMMA_E_INVALID_ARG, "gemma_chat_render: NULL model, len or buffer");
+    gm_chat_family fam;
+    gemma_status st = gm_chat_family_for_arch(gm_model_arch(model), &fam, err);
+    if (st)
+        return st;
+    gm_chat_opts o = {add_generation_prompt, add_bos, false};
+    char *s;
+    size_t n;
+    if ((st = gm_chat_render(v, fam, msgs, n_msgs, &o, &s, &n, err)))
+        return st;
+    *len = n;
+    if (cap <= n)
+        st = gm_fail(err, GEMMA_E_BUFFER_TOO_SMALL, "chat: %zu bytes needed, buffer holds %zu", n + 1, cap);
+    else
+        memcpy(buf, s, n + 1);
+    free(s);
+    return st;
+}

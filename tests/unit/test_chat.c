@@ -1,0 +1,168 @@
+/* Chat template tests: the Gemma 3 and Gemma 4 formats as rendered text (spec 5.6), role
+ * checks, and (with the default model) that a rendered prompt tokenizes to one BOS. */
+#include "test.h"
+#include "gguf/gguf.h"
+#include "tokenizer/tokenizer.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A three-token vocabulary (<pad> <eos> <bos>) is all the renderer needs. */
+static uint8_t *tiny_gguf(size_t *len)
+{
+    static uint8_t b[1024];
+    size_t n = 0;
+#define PUT(p, k) (memcpy(b + n, (p), (k)), n += (k))
+#define U32(v) do { uint32_t x_ = (v); PUT(&x_, 4); } while (0)
+#define U64(v) do { uint64_t x_ = (v); PUT(&x_, 8); } while (0)
+#define STR(s) do { U64(strlen(s)); PUT((s), strlen(s)); } while (0)
+    PUT("GGUF", 4);
+    U32(3);
+    U64(0);
+    U64(5);
+    STR("tokenizer.ggml.model"); U32(GGUF_T_STRING); STR("llama");
+    STR("tokenizer.ggml.tokens"); U32(GGUF_T_ARRAY); U32(GGUF_T_STRING); U64(3); STR("<pad>"); STR("<eos>"); STR("<bos>");
+    float sc[3] = {0, 0, 0};
+    int32_t ty[3] = {3, 3, 3};
+    STR("tokenizer.ggml.scores"); U32(GGUF_T_ARRAY); U32(GGUF_T_FLOAT32); U64(3); PUT(sc, 12);
+    STR("tokenizer.ggml.token_type"); U32(GGUF_T_ARRAY); U32(GGUF_T_INT32); U64(3); PUT(ty, 12);
+    STR("tokenizer.ggml.bos_token_id"); U32(GGUF_T_UINT32); U32(2);
+    *len = n;
+    return b;
+}
+
+static char *render(const gm_vocab *v, gm_chat_family f, const gemma_chat_message *m, size_t n, bool gen, bool bos,
+                    bool think, gemma_status *st, gemma_error *err)
+{
+    gm_chat_opts o = {gen, bos, think};
+    char *out = NULL;
+    size_t len;
+    *st = gm_chat_render(v, f, m, n, &o, &out, &len, err);
+    return out;
+}
+
+static const gm_vocab *V;
+
+static void test_gemma3(void)
+{
+    gemma_status st;
+    gemma_error err;
+    gemma_chat_message m[] = {{"system", "Be brief."}, {"user", "  Hi there \n"}, {"assistant", "Hello!"},
+                              {"user", "Bye"}};
+    char *s = render(V, GM_CHAT_GEMMA3, m, 4, true, true, false, &st, &err);
+    REQUIRE(st == GEMMA_OK);
+    CHECK(!strcmp(s, "<bos><start_of_turn>user\nBe brief.\n\nHi there<end_of_turn>\n"
+                     "<start_of_turn>model\nHello!<end_of_turn>\n"
+                     "<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n"));
+    free(s);
+    s = render(V, GM_CHAT_GEMMA3, m + 1, 1, false, false, false, &st, &err);
+    CHECK(st == GEMMA_OK && !strcmp(s, "<start_of_turn>user\nHi there<end_of_turn>\n"));
+    free(s);
+    /* "model" is accepted for "assistant" */
+    gemma_chat_message mm[] = {{"user", "a"}, {"model", "b"}};
+    s = render(V, GM_CHAT_GEMMA3, mm, 2, false, false, false, &st, &err);
+    CHECK(st == GEMMA_OK && strstr(s, "<start_of_turn>model\nb<end_of_turn>\n"));
+    free(s);
+    /* roles must alternate */
+    gemma_chat_message bad[] = {{"user", "a"}, {"user", "b"}};
+    s = render(V, GM_CHAT_GEMMA3, bad, 2, true, true, false, &st, &err);
+    CHECK(st == GEMMA_E_CHAT && !s && strstr(err.message, "alternate"));
+    gemma_chat_message bad2[] = {{"assistant", "a"}};
+    s = render(V, GM_CHAT_GEMMA3, bad2, 1, true, true, false, &st, &err);
+    CHECK(st == GEMMA_E_CHAT);
+    gemma_chat_message bad3[] = {{"user", "a"}, {"tool", "b"}};
+    s = render(V, GM_CHAT_GEMMA3, bad3, 2, true, true, false, &st, &err);
+    CHECK(st == GEMMA_E_CHAT && strstr(err.message, "tool"));
+    gemma_chat_message bad4[] = {{"user", NULL}};
+    s = render(V, GM_CHAT_GEMMA3, bad4, 1, true, true, false, &st, &err);
+    CHECK(st == GEMMA_E_CHAT);
+    /* no messages: just the generation prompt */
+    s = render(V, GM_CHAT_GEMMA3, NULL, 0, true, true, false, &st, &err);
+    CHECK(st == GEMMA_OK && !strcmp(s, "<bos><start_of_turn>model\n"));
+    free(s);
+}
+
+static void test_gemma4(void)
+{
+    gemma_status st;
+    gemma_error err;
+    gemma_chat_message m[] = {{"user", "Hi"}};
+    char *s = render(V, GM_CHAT_GEMMA4, m, 1, true, true, false, &st, &err);
+    REQUIRE(st == GEMMA_OK);
+    CHECK(!strcmp(s, "<bos><|turn>user\nHi<turn|>\n<|turn>model\n<|channel>thought\n<channel|>"));
+    free(s);
+    gemma_chat_message m2[] = {{"system", " Sys "}, {"user", "Q"},
+                               {"assistant", "<|channel>thought\nhmm<channel|>Answer "}, {"user", "Q2"}};
+    s = render(V, GM_CHAT_GEMMA4, m2, 4, true, true, true, &st, &err);
+    REQUIRE(st == GEMMA_OK);
+    CHECK(!strcmp(s, "<bos><|turn>system\n<|think|>\nSys<turn|>\n<|turn>user\nQ<turn|>\n"
+                     "<|turn>model\nAnswer<turn|>\n<|turn>user\nQ2<turn|>\n<|turn>model\n"));
+    free(s);
+    /* thinking on without a system message still opens a system turn */
+    s = render(V, GM_CHAT_GEMMA4, m, 1, false, false, true, &st, &err);
+    CHECK(st == GEMMA_OK && !strcmp(s, "<|turn>system\n<|think|>\n<turn|>\n<|turn>user\nHi<turn|>\n"));
+    free(s);
+    gemma_chat_message bad[] = {{"robot", "x"}};
+    s = render(V, GM_CHAT_GEMMA4, bad, 1, true, true, false, &st, &err);
+    CHECK(st == GEMMA_E_CHAT);
+}
+
+static void test_family(void)
+{
+    gm_chat_family f;
+    CHECK(gm_chat_family_for_arch("gemma3", &f, NULL) == GEMMA_OK && f == GM_CHAT_GEMMA3);
+    CHECK(gm_chat_family_for_arch("gemma2", &f, NULL) == GEMMA_OK && f == GM_CHAT_GEMMA3);
+    CHECK(gm_chat_family_for_arch("gemma", &f, NULL) == GEMMA_OK && f == GM_CHAT_GEMMA3);
+    CHECK(gm_chat_family_for_arch("gemma4", &f, NULL) == GEMMA_OK && f == GM_CHAT_GEMMA4);
+    CHECK(gm_chat_family_for_arch("llama", &f, NULL) == GEMMA_E_UNSUPPORTED);
+}
+
+/* With the real vocabulary: the rendered prompt tokenizes with one BOS and the control
+ * tokens as single ids. */
+static void test_real(void)
+{
+    const char *model = gm_test_model();
+    gguf_file *f = NULL;
+    gm_vocab *v = NULL;
+    if (!model || gguf_file_open(model, true, &f, NULL) || gm_vocab_load(f->ctx, &v, NULL)) {
+        fprintf(stderr, "  (no default model: skipped)\n");
+        gguf_file_close(f);
+        return;
+    }
+    gemma_status st;
+    gemma_error err;
+    gemma_chat_message m[] = {{"user", "Hello"}};
+    char *s = render(v, GM_CHAT_GEMMA3, m, 1, true, true, false, &st, &err);
+    REQUIRE(st == GEMMA_OK);
+    gm_tokens t = {0};
+    /* the text already starts with <bos>: tokenize without adding another */
+    CHECK(gm_tokenize(v, s, strlen(s), false, true, &t, &err) == GEMMA_OK);
+    static const gemma_token want[] = {2, 105, 2364, 107, 9259, 106, 107, 105, 4368, 107};
+    CHECK(t.n == sizeof want / sizeof *want && !memcmp(t.ids, want, sizeof want));
+    gm_tokens_free(&t);
+    free(s);
+    gm_vocab_free(v);
+    gguf_file_close(f);
+}
+
+int main(void)
+{
+    size_t len;
+    uint8_t *buf = tiny_gguf(&len);
+    gguf_ctx *ctx = NULL;
+    gm_vocab *v = NULL;
+    gemma_error err;
+    if (gguf_parse(buf, len, NULL, &ctx, &err) || gm_vocab_load(ctx, &v, &err)) {
+        fprintf(stderr, "tiny vocab: %s\n", err.message);
+        return 1;
+    }
+    V = v;
+    RUN(test_gemma3);
+    RUN(test_gemma4);
+    RUN(test_family);
+    RUN(test_real);
+    gm_vocab_free(v);
+    gguf_free(ctx);
+    TEST_MAIN_END();
+}

@@ -1,0 +1,92 @@
+/* Option parsing shared by the cmd-*.c files: strict numbers with range checks, and error
+ * messages that name the command, the option and what would be accepted. Every function
+ * that fails prints its message to stderr and returns false (or NULL). */
+#ifndef GEMMA_ARGS_H
+#define GEMMA_ARGS_H
+
+#include "gemma.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Exit status for a usage error (bad option or value), as getopt-style tools do. */
+#define ARGS_USAGE 2
+
+typedef struct args {
+    const char *cmd; /* "run", for messages: "gemma run: ..." */
+    int argc;
+    char **argv;
+    int i;           /* index of the option being looked at */
+    const char *inline_val; /* value given as --opt=value, or NULL */
+} args;
+
+void args_init(args *a, const char *cmd, int argc, char **argv);
+/* The current argument, or NULL at the end. Advances past it on the next call. */
+const char *args_next(args *a);
+/* True when the current argument is name or alias (which may be NULL): args_is(a, "-n",
+ * "--n-predict"). Long names also match "--name=value". */
+bool args_is(args *a, const char *name, const char *alias);
+/* The value of the current option (inline or the next argument); NULL with a message when
+ * it is missing. */
+const char *args_value(args *a);
+
+/* Strict conversions of the current option's value: the whole string must be a number
+ * within [lo, hi]. */
+bool args_int(args *a, long long lo, long long hi, int32_t *out);
+bool args_float(args *a, double lo, double hi, float *out);
+bool args_u64(args *a, uint64_t *out);
+/* Comma-separated integers ("1,2,4"), each in [lo, hi]; at most cap of them. */
+bool args_int_list(args *a, long long lo, long long hi, int32_t *out, int cap, int *n);
+
+/* Prints "gemma CMD: unknown option 'X'; see 'gemma CMD --help'" and returns ARGS_USAGE. */
+int args_unknown(const args *a);
+/* Prints "gemma CMD: " + the formatted message + a pointer to --help; returns ARGS_USAGE. */
+int args_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* The model path: the given one, or the default model when it has been fetched; NULL with
+ * a message saying how to get one. */
+const char *args_model_path(const char *cmd, const char *given);
+/* Loads a model, printing a helpful message on failure. */
+gemma_model *args_load_model(const char *cmd, const char *path);
+
+/* Sampling options shared by run and chat. Values the user did not give come from the
+ * model (gemma_sampler_default_params) once it is loaded. */
+typedef struct args_sampling {
+    gemma_sampler_params v;
+    unsigned set; /* ARGS_SET_* bits: which fields the user gave */
+    bool seed_given;
+} args_sampling;
+
+enum {
+    ARGS_SET_TEMP = 1u << 0, ARGS_SET_TOP_K = 1u << 1, ARGS_SET_TOP_P = 1u << 2,
+    ARGS_SET_MIN_P = 1u << 3, ARGS_SET_REPEAT = 1u << 4, ARGS_SET_PRESENCE = 1u << 5,
+    ARGS_SET_FREQUENCY = 1u << 6, ARGS_SET_LAST_N = 1u << 7,
+};
+
+/* 1 when the current option was a sampling option (consumed), 0 when it is not one,
+ * -1 after printing an error about its value. */
+int args_sampling_option(args *a, args_sampling *s);
+/* The model's defaults with the user's choices on top. A seed the user did not give is
+ * drawn from the clock, so plain runs differ (pass --seed for repeatable output). */
+gemma_sampler_params args_sampling_resolve(const args_sampling *s, const gemma_model *model);
+/* Help text for the sampling options, shared by run and chat. */
+extern const char args_sampling_help[];
+
+/* "end of turn", "max tokens", ... for messages. */
+const char *args_stop_reason(gemma_stop_reason r);
+/* Prints model, kernel, thread and KV-cache facts to stderr (for -v). */
+void args_print_model_info(const gemma_model *m, const gemma_session *s);
+/* Prints a sampler configuration to stderr (for -v). */
+void args_print_sampling(const gemma_sampler_params *p);
+
+/* Number of online CPUs (at least 1). */
+int args_online_cpus(void);
+/* The whole of a file (or stdin for "-") as a NUL-terminated string; NULL with a message. */
+char *args_read_file(const char *cmd, const char *path, size_t *len);
+
+#endif
