@@ -36,7 +36,7 @@ model:
 
 # Runs the default model on a prompt: the first thing a new user does.
 run: build model
-	$(BUILD)/bin/gemma run -m $(MODEL) -p "The capital of France is" -n 32 --temp 0
+	$(BUILD)/bin/gemma run -m $(MODEL) -p "The Eiffel Tower is located in the city of" -n 32 --temp 0
 
 memcheck:
 	cmake -S . -B build-memcheck -DCMAKE_BUILD_TYPE=Debug >/dev/null

@@ -9,6 +9,18 @@
 #include "gguf-build.h"
 #include "tokenizer/tokenizer.h"
 
+#include <libgen.h>
+#include <unistd.h>
+
+/* Directory of this header (absolute in CMake builds), to find ../shared/testdata. */
+#define GM_FUZZ_DIR fz_dir_of(__FILE__)
+static const char *fz_dir_of(const char *file)
+{
+    static char buf[4096];
+    snprintf(buf, sizeof buf, "%s", file);
+    return dirname(buf);
+}
+
 static gm_vocab *fz_load_vocab_file(const char *path)
 {
     gguf_file *f = NULL;
@@ -22,19 +34,31 @@ static gm_vocab *fz_load_vocab_file(const char *path)
     return v;
 }
 
+/* First loadable of: $FUZZ_MODEL, $GEMMA_TEST_MODEL, the default model in the cache,
+ * $GEMMA_TESTDATA/g3-f32.gguf, and ../shared/testdata next to this source tree. */
 static gm_vocab *fz_spm_vocab(void)
 {
-    const char *p = getenv("FUZZ_MODEL");
-    if (!p || !*p)
-        p = getenv("GEMMA_TEST_MODEL");
-    gm_vocab *v = p && *p ? fz_load_vocab_file(p) : NULL;
-    if (!v) {
-        const char *td = getenv("GEMMA_TESTDATA");
-        char path[4096];
-        snprintf(path, sizeof path, "%s/g3-f32.gguf", td && *td ? td : "../shared/testdata");
-        v = fz_load_vocab_file(path);
+    char paths[5][4096];
+    const char *e;
+    int n = 0;
+    if ((e = getenv("FUZZ_MODEL")) && *e)
+        snprintf(paths[n++], sizeof paths[0], "%s", e);
+    if ((e = getenv("GEMMA_TEST_MODEL")) && *e)
+        snprintf(paths[n++], sizeof paths[0], "%s", e);
+    if ((e = getenv("HOME")) && *e)
+        snprintf(paths[n++], sizeof paths[0], "%s/.cache/gemma/models/gemma-3-270m-q4_k_m.gguf", e);
+    if ((e = getenv("GEMMA_TESTDATA")) && *e)
+        snprintf(paths[n++], sizeof paths[0], "%s/g3-f32.gguf", e);
+    snprintf(paths[n++], sizeof paths[0], "%s/../../shared/testdata/g3-f32.gguf", GM_FUZZ_DIR);
+    for (int i = 0; i < n; i++) {
+        if (access(paths[i], R_OK) != 0)
+            continue;
+        gm_vocab *v = fz_load_vocab_file(paths[i]);
+        if (v)
+            return v;
     }
-    return v;
+    fprintf(stderr, "fuzz: no Gemma 3 vocabulary found: set FUZZ_MODEL\n");
+    return NULL;
 }
 
 static gm_vocab *fz_bpe_vocab(void)

@@ -271,7 +271,7 @@ GEMMA_API gemma_status gemma_chat_render(const gemma_model *model, const gemma_c
  * Sampling
  * ------------------------------------------------------------------------------------ */
 typedef struct gemma_sampler_params {
-    float temperature;       /* <= 0: greedy */
+    float temperature;       /* 0: greedy (always the most likely token); must be >= 0 */
     int32_t top_k;           /* <= 0: off */
     float top_p;             /* >= 1: off */
     float min_p;             /* <= 0: off */

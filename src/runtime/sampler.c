@@ -403,7 +403,7 @@ static int32_t top_p_unsorted(gemma_sampler *s, const float *l, int32_t n, float
             continue;
         int b = (int)((v - min) * scale);
         b = b < 0 ? 0 : b >= GM_TOPP_BUCKETS ? GM_TOPP_BUCKETS - 1 : b;
-        double w = exp((double)v - (double)max);
+        double w = expf(v - max);
         mass[b] += w;
         count[b]++;
         total += w;
@@ -432,7 +432,7 @@ static int32_t top_p_unsorted(gemma_sampler *s, const float *l, int32_t n, float
     qsort(out + n_above, (size_t)(j - n_above), sizeof *out, cmp_cand);
     double cum = above;
     for (int32_t i = n_above; i < j; i++) {
-        cum += exp((double)out[i].logit - (double)max);
+        cum += expf(out[i].logit - max);
         if (cum >= target)
             return i + 1;
     }
@@ -471,7 +471,7 @@ static gemma_token draw(gemma_sampler *s, const gm_cand *c, int32_t m)
     float *w = s->work;
     double sum = 0.0;
     for (int32_t i = 0; i < m; i++) {
-        w[i] = (float)exp(((double)c[i].logit - (double)max) * inv_t);
+        w[i] = expf((float)(((double)c[i].logit - (double)max) * inv_t));
         sum += w[i];
     }
     double target = rng_uniform(s->rng) * sum, cum = 0.0;

@@ -3,9 +3,9 @@
  * Decode calls a mat-mul about 130 times per token, so start/finish must cost little: the
  * caller bumps a generation counter that the workers spin on briefly (then sleep on a futex),
  * and waits for a pending-count to reach zero. Mat-muls quantize the activations once, then
- * split the output: contiguous row ranges per thread for a few tokens (a matvec streams
- * weights; one range each means no barriers and sequential prefetch), and dynamically
- * scheduled (row panel x token panel) tiles for prompt batches.
+ * split the output: a few large contiguous row chunks per thread for a few tokens (a matvec
+ * streams weights sequentially; no barriers), and dynamically scheduled (row panel x token
+ * panel) tiles for prompt batches.
  */
 #include "compute.h"
 
@@ -196,6 +196,8 @@ void gm_parallel(gm_compute *c, gm_task_fn fn, void *arg)
 #define PANEL_TOKS 64
 /* Below this many tokens, split rows into one contiguous range per thread. */
 #define DECODE_MAX_TOK 8
+/* Matvec chunks per thread (dynamic, see matvec_task). */
+#define MATVEC_CHUNKS 4
 /* Quantizing fewer elements than this is cheaper than waking the pool. */
 #define QUANT_PAR_MIN 32768
 
@@ -240,15 +242,19 @@ static void mm_block(const mm_task *t, int64_t r, int nr, int c, int nc)
 
 static void matvec_task(void *p, int ith, int nth)
 {
+    (void)ith;
+    (void)nth;
     mm_task *t = p;
-    /* Range boundaries on multiples of 4 rows keep every thread on full register tiles. */
-    int64_t quads = (t->rows + 3) / 4;
-    int64_t r0 = quads * ith / nth * 4, r1 = quads * (ith + 1) / nth * 4;
-    if (r1 > t->rows)
-        r1 = t->rows;
-    if (r0 >= r1)
-        return;
-    mm_block(t, r0, (int)(r1 - r0), 0, t->n_tok);
+    /* A few large chunks per thread, taken from a shared counter: each chunk still streams
+     * its rows sequentially, and a thread the OS delays does not hold up the others. Chunk
+     * boundaries on multiples of 4 rows keep every chunk on full register tiles. */
+    for (;;) {
+        int64_t u = atomic_fetch_add_explicit(&t->next, 1, memory_order_relaxed);
+        if (u >= t->n_units)
+            return;
+        int64_t r0 = u * t->units_r, r1 = GM_MIN(r0 + t->units_r, t->rows);
+        mm_block(t, r0, (int)(r1 - r0), 0, t->n_tok);
+    }
 }
 
 static void tiles_task(void *p, int ith, int nth)
@@ -321,6 +327,11 @@ gemma_status gm_matmul_rows(gm_compute *c, const gm_tensor *W, int64_t r0, int64
             gm_parallel(c, quant_task, &t);
     }
     if (n_tok < DECODE_MAX_TOK) {
+        /* units_r = rows per chunk here */
+        int64_t quads = (t.rows + 3) / 4, chunks = GM_MIN((int64_t)c->n_threads * MATVEC_CHUNKS, quads);
+        t.units_r = (quads + chunks - 1) / chunks * 4;
+        t.n_units = (t.rows + t.units_r - 1) / t.units_r;
+        atomic_store(&t.next, 0);
         gm_parallel(c, matvec_task, &t);
     } else {
         t.units_r = (t.rows + PANEL_ROWS - 1) / PANEL_ROWS;

@@ -210,6 +210,8 @@ AI void fam_tile(int t, const int R, const int C, int64_t nb, const uint8_t *w, 
 #pragma GCC unroll 2
         for (int r = 0; r < R; r++) {
             const uint8_t *blk = w + (size_t)r * ldw + (size_t)b * bs;
+            /* Matvecs stream R rows at once; fetch the next tile's rows early. */
+            _mm_prefetch((const char *)blk + (size_t)R * ldw, _MM_HINT_T0);
             ws[r] = fam_weights(t, blk);
             wa[r] = _mm256_sign_epi8(ws[r], ws[r]);
             dw[r] = h2f(rd16(blk));
@@ -306,7 +308,10 @@ AI void kq_tile(int t, const int R, const int C, int64_t nb, const uint8_t *w, s
     kq_dec k;
     for (int64_t b = 0; b < nb; b++) {
         for (int r = 0; r < R; r++) {
-            kq_decode(t, w + (size_t)r * ldw + (size_t)b * bs, &k);
+            const uint8_t *blk = w + (size_t)r * ldw + (size_t)b * bs;
+            for (size_t o = 0; o < bs; o += 64)
+                _mm_prefetch((const char *)blk + (size_t)R * ldw + o, _MM_HINT_T0);
+            kq_decode(t, blk, &k);
 #pragma GCC unroll 4
             for (int c = 0; c < C; c++) {
                 const uint8_t *ab = a + (size_t)c * lda + (size_t)b * 292;

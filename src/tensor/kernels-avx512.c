@@ -211,6 +211,9 @@ AI void fam_step(int t, bool vnni, const int R, const int C, int64_t b, const bo
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
         const uint8_t *blk = w + (size_t)r * ldw + (size_t)b * bs;
+        /* Matvecs stream 4 rows at once; fetch the next tile's rows (R*ldw ahead) early. */
+        _mm_prefetch((const char *)blk + (size_t)R * ldw, _MM_HINT_T0);
+        _mm_prefetch((const char *)blk + (size_t)R * ldw + 64, _MM_HINT_T0);
         if (sign_trick) {
             __m512i s = ld_pair32(blk + 2, two);
             neg[r] = _mm512_movepi8_mask(s);
@@ -358,8 +361,11 @@ AI void kq_tile(int t, bool vnni, const int R, const int C, int64_t nb, const ui
     for (int64_t b = 0; b < nb; b++) {
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
+            const uint8_t *blk = w + (size_t)r * ldw + (size_t)b * bs;
+            for (size_t o = 0; o < bs; o += 64) /* next tile's rows, as in fam_step */
+                _mm_prefetch((const char *)blk + (size_t)R * ldw + o, _MM_HINT_T0);
             kq_row k;
-            kq_decode(t, w + (size_t)r * ldw + (size_t)b * bs, &k);
+            kq_decode(t, blk, &k);
 #pragma GCC unroll 4
             for (int c = 0; c < C; c++) {
                 const uint8_t *ab = a + (size_t)c * lda + (size_t)b * 292;

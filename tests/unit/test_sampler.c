@@ -209,7 +209,7 @@ static void test_top_p(void)
     p.top_p = 0.5f;
     gemma_sampler *s = make(&p, V);
     REQUIRE(s);
-    histogram(s, big, V, 20000, bh);
+    histogram(s, big, V, 5000, bh); /* P(rank need-1 never drawn) ~ e^-7.5 */
     int bad = 0, maxrank = -1;
     for (int i = 0; i < V; i++) {
         if (!bh[i])

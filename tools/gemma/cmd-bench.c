@@ -460,8 +460,9 @@ static void print_table(const bench *b)
     for (int i = 0; i < b->n_rows; i++) {
         const bench_row *r = &b->rows[i];
         if (!strncmp(r->test, "ttft", 4))
-            printf("time to first token (%d-token prompt, %d threads): %.2f ± %.2f ms\n",
-                   (int)r->n_prompt, (int)r->threads, r->mean, r->stdev);
+            printf("time to first token (%d-token prompt, %d thread%s): %.2f ± %.2f ms\n",
+                   (int)r->n_prompt, (int)r->threads, r->threads == 1 ? "" : "s", r->mean,
+                   r->stdev);
     }
     printf("peak RSS:   %.1f MiB\n", peak_rss_bytes() / (1024.0 * 1024.0));
     printf("tokenizer:  %.2f MB/s, %.0f ± %.0f tokens/s (%zu tokens from 1 MiB of text)\n",

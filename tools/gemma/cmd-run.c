@@ -28,8 +28,8 @@ static const char run_help[] =
     "options:\n"
     "  -m, --model FILE      GGUF model (default: the model fetched by 'make model')\n"
     "  -p, --prompt TEXT     prompt text\n"
-    "  -f, --file FILE       read the prompt from FILE ('-' = stdin); without -p or -f a\n"
-    "                        prompt piped on stdin is used\n"
+    "  -f, --file FILE       read the prompt from FILE ('-' = stdin; one final newline is\n"
+    "                        dropped); without -p or -f, text piped on stdin is the prompt\n"
     "  -n, --n-predict N     tokens to generate (default 256; -1 = until the model stops or\n"
     "                        the context is full; 0 = only evaluate the prompt)\n"
     "      --chat            wrap the prompt as a user message (chat template)\n"
@@ -232,6 +232,12 @@ int cmd_run(int argc, char **argv)
     if (o.file) {
         if (!(owned = args_read_file("run", o.file, &len)))
             return 1;
+        /* `echo text | gemma run` and editors end the text with a newline the user did not
+         * mean as part of the prompt. */
+        if (len > 0 && owned[len - 1] == '\n')
+            owned[--len] = '\0';
+        if (len > 0 && owned[len - 1] == '\r')
+            owned[--len] = '\0';
         o.prompt = owned;
     } else {
         len = strlen(o.prompt);
