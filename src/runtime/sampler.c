@@ -395,13 +395,14 @@ static int32_t top_p_unsorted(gemma_sampler *s, const float *l, int32_t n, float
     int32_t *count = s->bucket_count;
     memset(mass, 0, GM_TOPP_BUCKETS * sizeof *mass);
     memset(count, 0, GM_TOPP_BUCKETS * sizeof *count);
-    const float scale = max > min ? (float)(GM_TOPP_BUCKETS - 1) / (max - min) : 0.0f;
+    /* In double: max - min of two finite floats can overflow float (logits near FLT_MAX). */
+    const double scale = max > min ? (double)(GM_TOPP_BUCKETS - 1) / ((double)max - (double)min) : 0.0;
     double total = 0.0;
     for (int32_t i = 0; i < n; i++) {
         float v = sanitize(l[i]);
         if (v == -INFINITY)
             continue;
-        int b = (int)((v - min) * scale);
+        int b = (int)(((double)v - (double)min) * scale);
         b = b < 0 ? 0 : b >= GM_TOPP_BUCKETS ? GM_TOPP_BUCKETS - 1 : b;
         double w = expf(v - max);
         mass[b] += w;
@@ -422,7 +423,7 @@ static int32_t top_p_unsorted(gemma_sampler *s, const float *l, int32_t n, float
         float v = sanitize(l[i]);
         if (v == -INFINITY)
             continue;
-        int b = (int)((v - min) * scale);
+        int b = (int)(((double)v - (double)min) * scale);
         b = b < 0 ? 0 : b >= GM_TOPP_BUCKETS ? GM_TOPP_BUCKETS - 1 : b;
         if (b > cut)
             out[k++] = (gm_cand){v, i};

@@ -199,9 +199,17 @@ AI __m512 scale_pair(const uint8_t *blk, size_t bs, bool two)
     return _mm512_cvtph_ps(_mm256_set_m128i(d1, d0));
 }
 
-/* Blocks b (and b+1 when two) of an R x C tile, accumulated into acc. */
+/* A weight block pair decoded ahead of time (see fam_gemm_hoisted). */
+typedef struct fam_dec {
+    __m512i u;
+    __m512 dw;
+} fam_dec;
+
+/* Blocks b (and b+1 when two) of an R x C tile, accumulated into acc. With pre, the weights
+ * come decoded from dec (row r, pair p at dec[r * np + p]) instead of from w. */
 AI void fam_step(int t, bool vnni, const int R, const int C, int64_t b, const bool two,
-                 const uint8_t *w, size_t ldw, const uint8_t *a, size_t lda, __m512 acc[4][4])
+                 const uint8_t *w, size_t ldw, const uint8_t *a, size_t lda, __m512 acc[4][4],
+                 const bool pre, const fam_dec *dec, int64_t np)
 {
     const size_t bs = fam_bsize(t);
     const bool sign_trick = t == F_Q8_0 && !vnni; /* maddubs would saturate on q + 128 */
@@ -209,7 +217,13 @@ AI void fam_step(int t, bool vnni, const int R, const int C, int64_t b, const bo
     __m512 dw[4];
     __mmask64 neg[4];
 #pragma GCC unroll 4
-    for (int r = 0; r < R; r++) {
+    for (int r = 0; r < R && pre; r++) {
+        u[r] = dec[r * np + b / 2].u;
+        dw[r] = dec[r * np + b / 2].dw;
+        neg[r] = 0;
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R && !pre; r++) {
         const uint8_t *blk = w + (size_t)r * ldw + (size_t)b * bs;
         /* Matvecs stream 4 rows at once; fetch the next tile's rows (R*ldw ahead) early. */
         _mm_prefetch((const char *)blk + (size_t)R * ldw, _MM_HINT_T0);
@@ -242,9 +256,11 @@ AI void fam_step(int t, bool vnni, const int R, const int C, int64_t b, const bo
 }
 
 /* One R x C tile over nb blocks; y[c*ldy + r]. */
-AI void fam_tile(int t, bool vnni, const int R, const int C, int64_t nb, const uint8_t *w,
-                 size_t ldw, const uint8_t *a, size_t lda, float *y, size_t ldy)
+AI void fam_tile_x(int t, bool vnni, const int R, const int C, int64_t nb, const uint8_t *w,
+                   size_t ldw, const uint8_t *a, size_t lda, float *y, size_t ldy, const bool pre,
+                   const fam_dec *dec)
 {
+    const int64_t np = (nb + 1) / 2;
     __m512 acc[4][4];
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
@@ -253,14 +269,49 @@ AI void fam_tile(int t, bool vnni, const int R, const int C, int64_t nb, const u
             acc[r][c] = _mm512_setzero_ps();
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2)
-        fam_step(t, vnni, R, C, b, true, w, ldw, a, lda, acc);
+        fam_step(t, vnni, R, C, b, true, w, ldw, a, lda, acc, pre, dec, np);
     if (b < nb)
-        fam_step(t, vnni, R, C, b, false, w, ldw, a, lda, acc);
+        fam_step(t, vnni, R, C, b, false, w, ldw, a, lda, acc, pre, dec, np);
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++)
             y[(size_t)c * ldy + (size_t)r] = hsum(acc[r][c]);
+}
+
+AI void fam_tile(int t, bool vnni, const int R, const int C, int64_t nb, const uint8_t *w,
+                 size_t ldw, const uint8_t *a, size_t lda, float *y, size_t ldy)
+{
+    fam_tile_x(t, vnni, R, C, nb, w, ldw, a, lda, y, ldy, false, NULL);
+}
+
+/* Prompt batches: a 4-row tile meets every column tile, so decode its weights once into a
+ * small buffer (rows up to 4096 elements: 32 KB) instead of once per column tile. */
+#define FAM_HOIST_MAX_PAIRS 64
+
+AI void fam_gemm_hoisted(int t, bool vnni, int64_t nb, const uint8_t *w, size_t ldw,
+                         const uint8_t *a, size_t lda, float *y, size_t ldy, int nc)
+{
+    const size_t bs = fam_bsize(t);
+    const int64_t np = (nb + 1) / 2;
+    fam_dec dec[4 * FAM_HOIST_MAX_PAIRS];
+    for (int r = 0; r < 4; r++)
+        for (int64_t p = 0; p < np; p++) {
+            const uint8_t *blk = w + (size_t)r * ldw + (size_t)(2 * p) * bs;
+            bool two = 2 * p + 1 < nb;
+            dec[r * np + p].u = two ? fam_weights(t, blk, true) : fam_weights(t, blk, false);
+            dec[r * np + p].dw = scale_pair(blk, bs, two);
+        }
+    for (int c = 0; c < nc; c += 4) {
+        const uint8_t *ac = a + (size_t)c * lda;
+        float *yc = y + (size_t)c * ldy;
+        switch (nc - c) {
+        case 1: fam_tile_x(t, vnni, 4, 1, nb, w, ldw, ac, lda, yc, ldy, true, dec); break;
+        case 2: fam_tile_x(t, vnni, 4, 2, nb, w, ldw, ac, lda, yc, ldy, true, dec); break;
+        case 3: fam_tile_x(t, vnni, 4, 3, nb, w, ldw, ac, lda, yc, ldy, true, dec); break;
+        default: fam_tile_x(t, vnni, 4, 4, nb, w, ldw, ac, lda, yc, ldy, true, dec); break;
+        }
+    }
 }
 
 /* ---- Q4_K / Q6_K x Q8_K -------------------------------------------------------------- */
@@ -443,6 +494,25 @@ GEMM_DRIVER(q5_0_v, fam_tile, F_Q5_0, true, QK)
 GEMM_DRIVER(q8_0_v, fam_tile, F_Q8_0, true, QK)
 GEMM_DRIVER(q4_k_v, kq_tile, F_Q4_K, true, QK_K)
 GEMM_DRIVER(q6_k_v, kq_tile, F_Q6_K, true, QK_K)
+/* VNNI family gemm: hoisted weight decoding for prompt-sized batches, else the tiles. */
+#define FAM_GEMM(NAME, T)                                                                 \
+    static void NAME##_gemm_h(int64_t n, const void *w, size_t ldw, const void *a,        \
+                              size_t lda, float *y, size_t ldy, int nr, int nc)           \
+    {                                                                                     \
+        int64_t nb = n / QK;                                                              \
+        int r = 0;                                                                        \
+        if (nc > 4 && (nb + 1) / 2 <= FAM_HOIST_MAX_PAIRS)                                \
+            for (; r + 4 <= nr; r += 4)                                                   \
+                fam_gemm_hoisted(T, true, nb, (const uint8_t *)w + (size_t)r * ldw, ldw,  \
+                                 a, lda, y + r, ldy, nc);                                 \
+        if (r < nr)                                                                       \
+            NAME##_gemm(n, (const uint8_t *)w + (size_t)r * ldw, ldw, a, lda, y + r, ldy, \
+                        nr - r, nc);                                                      \
+    }
+
+FAM_GEMM(q4_0_v, F_Q4_0)
+FAM_GEMM(q5_0_v, F_Q5_0)
+FAM_GEMM(q8_0_v, F_Q8_0)
 GEMM_DRIVER(q4_0_n, fam_tile, F_Q4_0, false, QK)
 GEMM_DRIVER(q5_0_n, fam_tile, F_Q5_0, false, QK)
 GEMM_DRIVER(q8_0_n, fam_tile, F_Q8_0, false, QK)
@@ -468,6 +538,9 @@ void gm_kernels_install_avx512(gm_kernels *k, bool vnni)
         SET(k, Q8_0, quant_q8_0, q8_0_v);
         SET(k, Q4_K, quant_q8_k, q4_k_v);
         SET(k, Q6_K, quant_q8_k, q6_k_v);
+        k->type[GM_TYPE_Q4_0].gemm = q4_0_v_gemm_h;
+        k->type[GM_TYPE_Q5_0].gemm = q5_0_v_gemm_h;
+        k->type[GM_TYPE_Q8_0].gemm = q8_0_v_gemm_h;
     } else {
         SET(k, Q4_0, quant_q8_0, q4_0_n);
         SET(k, Q5_0, quant_q8_0, q5_0_n);

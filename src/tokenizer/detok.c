@@ -226,7 +226,8 @@ static gemma_status drain(gm_detok *d, bool final, const char **text, size_t *le
             i += k == 0 ? d->n_pend - i : (size_t)-k;
         }
     }
-    memmove(d->pend, d->pend + i, d->n_pend - i);
+    if (i > 0 && i < d->n_pend) /* pend may still be NULL when nothing was buffered */
+        memmove(d->pend, d->pend + i, d->n_pend - i);
     d->n_pend -= i;
     d->out[o] = '\0';
     *text = d->out;
