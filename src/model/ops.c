@@ -68,7 +68,7 @@ void gm_geglu(float *y, const float *gate, const float *up, int64_t n, const uin
         else if (g >= 10.0f)
             a = g;
         else
-            a = gm_f16_to_f32(tab[gm_f32_to_f16(g)]);
+            a = gm_f16_to_f32_fast(tab[gm_f16_from_f32_fast(g)]);
         y[i] = a * up[i];
     }
 }
@@ -99,13 +99,13 @@ void gm_softcap(float *x, int64_t n, float cap)
 void gm_f32_to_f16_row(uint16_t *y, const float *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
-        y[i] = gm_f32_to_f16(x[i]);
+        y[i] = gm_f16_from_f32_fast(x[i]);
 }
 
 void gm_f16_to_f32_row(float *y, const uint16_t *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
-        y[i] = gm_f16_to_f32(x[i]);
+        y[i] = gm_f16_to_f32_fast(x[i]);
 }
 
 /* F16 x F16 dot with F32 accumulation: the ISA kernel when there is one. */

@@ -5,9 +5,11 @@
 #define GM_OPS_H
 
 #include "../tensor/kernels.h"
+#include "../util/util.h"
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* y = x * (1/sqrtf(mean(x^2) + eps)) * w, the sum of squares in double; w may be NULL
  * (no weight). y may alias x. */
@@ -29,6 +31,40 @@ void gm_geglu(float *y, const float *gate, const float *up, int64_t n, const uin
 void gm_softmax(float *x, int64_t n);
 /* x = cap * tanhf(x / cap). */
 void gm_softcap(float *x, int64_t n, float cap);
+
+/* Branch-light F32 -> F16 (round to nearest even, same bits as gm_f32_to_f16 and F16C) and
+ * F16 -> F32, for the hot loops; NaN and the rare cases go through the util functions. */
+static inline uint16_t gm_f16_from_f32_fast(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    const uint32_t sign = (u >> 16) & 0x8000u;
+    u &= 0x7fffffffu;
+    if (u >= 0x47800000u) /* >= 65536: Inf (or NaN) */
+        return u > 0x7f800000u ? gm_f32_to_f16(f) : (uint16_t)(sign | 0x7c00u);
+    if (u < 0x38800000u) { /* F16 subnormal or zero: let an FP add do the rounding */
+        float a;
+        memcpy(&a, &u, 4);
+        a += 0.5f;
+        uint32_t v;
+        memcpy(&v, &a, 4);
+        return (uint16_t)(sign | (v - 0x3f000000u));
+    }
+    /* rebias the exponent, round to nearest even on the 13 dropped bits (may carry to Inf) */
+    u += 0xc8000fffu + ((u >> 13) & 1u);
+    return (uint16_t)(sign | (u >> 13));
+}
+
+static inline float gm_f16_to_f32_fast(uint16_t h)
+{
+    const uint32_t e = (h >> 10) & 0x1fu;
+    if (e == 0 || e == 0x1f)
+        return gm_f16_to_f32(h);
+    const uint32_t u = ((uint32_t)(h & 0x8000u) << 16) | ((((uint32_t)h & 0x7fffu) << 13) + 0x38000000u);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
 
 void gm_f32_to_f16_row(uint16_t *y, const float *x, int64_t n);
 void gm_f16_to_f32_row(float *y, const uint16_t *x, int64_t n);

@@ -86,5 +86,5 @@ void gm_kvcache_store(gm_kvcache *kv, int32_t il, int32_t pos, const float *k, c
     const int32_t cell = pos % L->cells;
     gm_f32_to_f16_row(L->k + (size_t)cell * (size_t)L->kv_dim, k, L->kv_dim);
     for (int32_t d = 0; d < L->kv_dim; d++)
-        L->vt[(size_t)d * (size_t)L->cells + (size_t)cell] = gm_f32_to_f16(v[d]);
+        L->vt[(size_t)d * (size_t)L->cells + (size_t)cell] = gm_f16_from_f32_fast(v[d]);
 }

@@ -216,27 +216,30 @@ AI void fam_step(int t, bool vnni, const int R, const int C, int64_t b, const bo
     __m512i u[4];
     __m512 dw[4];
     __mmask64 neg[4];
+    if (pre) {
 #pragma GCC unroll 4
-    for (int r = 0; r < R && pre; r++) {
-        u[r] = dec[r * np + b / 2].u;
-        dw[r] = dec[r * np + b / 2].dw;
-        neg[r] = 0;
-    }
-#pragma GCC unroll 4
-    for (int r = 0; r < R && !pre; r++) {
-        const uint8_t *blk = w + (size_t)r * ldw + (size_t)b * bs;
-        /* Matvecs stream 4 rows at once; fetch the next tile's rows (R*ldw ahead) early. */
-        _mm_prefetch((const char *)blk + (size_t)R * ldw, _MM_HINT_T0);
-        _mm_prefetch((const char *)blk + (size_t)R * ldw + 64, _MM_HINT_T0);
-        if (sign_trick) {
-            __m512i s = ld_pair32(blk + 2, two);
-            neg[r] = _mm512_movepi8_mask(s);
-            u[r] = _mm512_abs_epi8(s);
-        } else {
-            u[r] = fam_weights(t, blk, two);
+        for (int r = 0; r < R; r++) {
+            u[r] = dec[r * np + b / 2].u;
+            dw[r] = dec[r * np + b / 2].dw;
             neg[r] = 0;
         }
-        dw[r] = scale_pair(blk, bs, two);
+    } else {
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const uint8_t *blk = w + (size_t)r * ldw + (size_t)b * bs;
+            /* Matvecs stream 4 rows at once; fetch the next tile's rows (R*ldw ahead) early. */
+            _mm_prefetch((const char *)blk + (size_t)R * ldw, _MM_HINT_T0);
+            _mm_prefetch((const char *)blk + (size_t)R * ldw + 64, _MM_HINT_T0);
+            if (sign_trick) {
+                __m512i s = ld_pair32(blk + 2, two);
+                neg[r] = _mm512_movepi8_mask(s);
+                u[r] = _mm512_abs_epi8(s);
+            } else {
+                u[r] = fam_weights(t, blk, two);
+                neg[r] = 0;
+            }
+            dw[r] = scale_pair(blk, bs, two);
+        }
     }
 #pragma GCC unroll 4
     for (int c = 0; c < C; c++) {
@@ -399,8 +402,10 @@ AI void kq_decode(int t, const uint8_t *blk, kq_row *k)
     }
 }
 
-AI void kq_tile(int t, bool vnni, const int R, const int C, int64_t nb, const uint8_t *w,
-                size_t ldw, const uint8_t *a, size_t lda, float *y, size_t ldy)
+/* With pre, row r's super-block b comes decoded from dec[r * nb + b]. */
+AI void kq_tile_x(int t, bool vnni, const int R, const int C, int64_t nb, const uint8_t *w,
+                  size_t ldw, const uint8_t *a, size_t lda, float *y, size_t ldy, const bool pre,
+                  const kq_row *dec)
 {
     const size_t bs = t == F_Q4_K ? 144 : 210;
     __m512 acc[4][4];
@@ -412,11 +417,15 @@ AI void kq_tile(int t, bool vnni, const int R, const int C, int64_t nb, const ui
     for (int64_t b = 0; b < nb; b++) {
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
-            const uint8_t *blk = w + (size_t)r * ldw + (size_t)b * bs;
-            for (size_t o = 0; o < bs; o += 64) /* next tile's rows, as in fam_step */
-                _mm_prefetch((const char *)blk + (size_t)R * ldw + o, _MM_HINT_T0);
             kq_row k;
-            kq_decode(t, blk, &k);
+            if (pre) {
+                k = dec[r * nb + b];
+            } else {
+                const uint8_t *blk = w + (size_t)r * ldw + (size_t)b * bs;
+                for (size_t o = 0; o < bs; o += 64) /* next tile's rows, as in fam_step */
+                    _mm_prefetch((const char *)blk + (size_t)R * ldw + o, _MM_HINT_T0);
+                kq_decode(t, blk, &k);
+            }
 #pragma GCC unroll 4
             for (int c = 0; c < C; c++) {
                 const uint8_t *ab = a + (size_t)c * lda + (size_t)b * 292;
@@ -449,6 +458,35 @@ AI void kq_tile(int t, bool vnni, const int R, const int C, int64_t nb, const ui
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++)
             y[(size_t)c * ldy + (size_t)r] = hsum(acc[r][c]);
+}
+
+AI void kq_tile(int t, bool vnni, const int R, const int C, int64_t nb, const uint8_t *w,
+                size_t ldw, const uint8_t *a, size_t lda, float *y, size_t ldy)
+{
+    kq_tile_x(t, vnni, R, C, nb, w, ldw, a, lda, y, ldy, false, NULL);
+}
+
+/* As fam_gemm_hoisted: decode a 4-row tile once for all column tiles (K <= 4096: 40 KB). */
+#define KQ_HOIST_MAX_SB 16
+
+AI void kq_gemm_hoisted(int t, bool vnni, int64_t nb, const uint8_t *w, size_t ldw,
+                        const uint8_t *a, size_t lda, float *y, size_t ldy, int nc)
+{
+    const size_t bs = t == F_Q4_K ? 144 : 210;
+    kq_row dec[4 * KQ_HOIST_MAX_SB];
+    for (int r = 0; r < 4; r++)
+        for (int64_t b = 0; b < nb; b++)
+            kq_decode(t, w + (size_t)r * ldw + (size_t)b * bs, &dec[r * nb + b]);
+    for (int c = 0; c < nc; c += 4) {
+        const uint8_t *ac = a + (size_t)c * lda;
+        float *yc = y + (size_t)c * ldy;
+        switch (nc - c) {
+        case 1: kq_tile_x(t, vnni, 4, 1, nb, w, ldw, ac, lda, yc, ldy, true, dec); break;
+        case 2: kq_tile_x(t, vnni, 4, 2, nb, w, ldw, ac, lda, yc, ldy, true, dec); break;
+        case 3: kq_tile_x(t, vnni, 4, 3, nb, w, ldw, ac, lda, yc, ldy, true, dec); break;
+        default: kq_tile_x(t, vnni, 4, 4, nb, w, ldw, ac, lda, yc, ldy, true, dec); break;
+        }
+    }
 }
 
 /* ---- tile drivers -------------------------------------------------------------------- */
@@ -495,6 +533,24 @@ GEMM_DRIVER(q8_0_v, fam_tile, F_Q8_0, true, QK)
 GEMM_DRIVER(q4_k_v, kq_tile, F_Q4_K, true, QK_K)
 GEMM_DRIVER(q6_k_v, kq_tile, F_Q6_K, true, QK_K)
 /* VNNI family gemm: hoisted weight decoding for prompt-sized batches, else the tiles. */
+#define HOIST_GEMM(NAME, T, VNNI, QK_, MAXB, FN)                                          \
+    static void NAME##_gemm_h(int64_t n, const void *w, size_t ldw, const void *a,        \
+                              size_t lda, float *y, size_t ldy, int nr, int nc)           \
+    {                                                                                     \
+        int64_t nb = n / (QK_);                                                           \
+        int r = 0;                                                                        \
+        if (nc > 4 && nb <= (MAXB))                                                       \
+            for (; r + 4 <= nr; r += 4)                                                   \
+                FN(T, VNNI, nb, (const uint8_t *)w + (size_t)r * ldw, ldw, a, lda, y + r, \
+                   ldy, nc);                                                              \
+        if (r < nr)                                                                       \
+            NAME##_gemm(n, (const uint8_t *)w + (size_t)r * ldw, ldw, a, lda, y + r, ldy, \
+                        nr - r, nc);                                                      \
+    }
+
+HOIST_GEMM(q4_k_v, F_Q4_K, true, QK_K, KQ_HOIST_MAX_SB, kq_gemm_hoisted)
+HOIST_GEMM(q6_k_v, F_Q6_K, true, QK_K, KQ_HOIST_MAX_SB, kq_gemm_hoisted)
+
 #define FAM_GEMM(NAME, T)                                                                 \
     static void NAME##_gemm_h(int64_t n, const void *w, size_t ldw, const void *a,        \
                               size_t lda, float *y, size_t ldy, int nr, int nc)           \
@@ -518,6 +574,8 @@ GEMM_DRIVER(q5_0_n, fam_tile, F_Q5_0, false, QK)
 GEMM_DRIVER(q8_0_n, fam_tile, F_Q8_0, false, QK)
 GEMM_DRIVER(q4_k_n, kq_tile, F_Q4_K, false, QK_K)
 GEMM_DRIVER(q6_k_n, kq_tile, F_Q6_K, false, QK_K)
+HOIST_GEMM(q4_k_n, F_Q4_K, false, QK_K, KQ_HOIST_MAX_SB, kq_gemm_hoisted)
+HOIST_GEMM(q6_k_n, F_Q6_K, false, QK_K, KQ_HOIST_MAX_SB, kq_gemm_hoisted)
 
 #define SET(k, T, Q, NAME)                                                                \
     do {                                                                                  \
@@ -541,12 +599,16 @@ void gm_kernels_install_avx512(gm_kernels *k, bool vnni)
         k->type[GM_TYPE_Q4_0].gemm = q4_0_v_gemm_h;
         k->type[GM_TYPE_Q5_0].gemm = q5_0_v_gemm_h;
         k->type[GM_TYPE_Q8_0].gemm = q8_0_v_gemm_h;
+        k->type[GM_TYPE_Q4_K].gemm = q4_k_v_gemm_h;
+        k->type[GM_TYPE_Q6_K].gemm = q6_k_v_gemm_h;
     } else {
         SET(k, Q4_0, quant_q8_0, q4_0_n);
         SET(k, Q5_0, quant_q8_0, q5_0_n);
         SET(k, Q8_0, quant_q8_0, q8_0_n);
         SET(k, Q4_K, quant_q8_k, q4_k_n);
         SET(k, Q6_K, quant_q8_k, q6_k_n);
+        k->type[GM_TYPE_Q4_K].gemm = q4_k_n_gemm_h;
+        k->type[GM_TYPE_Q6_K].gemm = q6_k_n_gemm_h;
     }
     k->type[GM_TYPE_Q2_K].quantize = quant_q8_k;
     k->type[GM_TYPE_Q3_K].quantize = quant_q8_k;
