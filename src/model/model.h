@@ -1,5 +1,7 @@
 /* Internal view of a loaded model, shared by the layers above the architecture code.
- * (The model layer owns struct gemma_model; other layers go through these accessors.) */
+ * (The model layer owns struct gemma_model, defined in arch.h together with the
+ * per-architecture ops table and layer geometry; the runtime's sessions include arch.h,
+ * every other layer goes through these accessors.) */
 #ifndef GM_MODEL_H
 #define GM_MODEL_H
 

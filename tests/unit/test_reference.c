@@ -83,9 +83,11 @@ typedef struct run_result {
 } run_result;
 
 /* Evaluates the reference prompt (logits for every row) and its greedy continuation. */
-static int run_model(gemma_model *m, const gref *r, int threads, int n_batch, run_result *out)
+static int run_model(gemma_model *m, const gref *r, int threads, int n_batch, const char *isa,
+                     run_result *out)
 {
     gemma_session_params sp = gemma_session_default_params();
+    sp.isa = isa;
     sp.n_threads = threads;
     sp.n_batch = n_batch;
     sp.n_ctx = r->n_prompt + r->n_gen + 8;
@@ -146,20 +148,23 @@ static void check_model(const char *dir, const char *base)
     }
     const bool fl = is_float_model(base);
     const double max_rel = fl ? 1e-2 : 1e-1, min_agree = fl ? 0.99 : 0.90;
-    run_result a, b, c;
-    int ok = run_model(m, &r, 2, 0, &a) == 0;
+    run_result a, b, c, d;
+    int ok = run_model(m, &r, 2, 0, NULL, &a) == 0;
     /* 1 thread, and batches of 5 so that the sliding-window ring buffer wraps mid-prompt. */
-    ok = ok && run_model(m, &r, 1, 5, &b) == 0;
-    ok = ok && run_model(m, &r, 1, 0, &c) == 0;
+    ok = ok && run_model(m, &r, 1, 5, NULL, &b) == 0;
+    ok = ok && run_model(m, &r, 1, 0, NULL, &c) == 0;
+    ok = ok && run_model(m, &r, 2, 0, "scalar", &d) == 0; /* the reference kernels */
     CHECKF(ok, "%s: evaluation failed", base);
     if (ok) {
         bool same = a.n_gen == r.n_gen && !memcmp(a.gen, r.gen, 4 * (size_t)a.n_gen);
-        fprintf(stderr, "%-10s max_rel %.2e argmax_agree %.3f greedy_same %s | batch-5: max_rel %.2e\n",
-                base, a.max_rel, a.agree, same ? "yes" : "no", b.max_rel);
+        fprintf(stderr, "%-10s max_rel %.2e argmax_agree %.3f greedy_same %s | batch-5: max_rel %.2e | scalar: max_rel %.2e\n",
+                base, a.max_rel, a.agree, same ? "yes" : "no", b.max_rel, d.max_rel);
         CHECKF(a.max_rel <= max_rel, "%s: max rel %.3e > %.0e", base, a.max_rel, max_rel);
         CHECKF(a.agree >= min_agree, "%s: argmax agreement %.3f < %.2f", base, a.agree, min_agree);
         CHECKF(b.max_rel <= max_rel && b.agree >= min_agree, "%s (batches of 5): max rel %.3e, agreement %.3f",
                base, b.max_rel, b.agree);
+        CHECKF(d.max_rel <= max_rel && d.agree >= min_agree, "%s (scalar kernels): max rel %.3e, agreement %.3f",
+               base, d.max_rel, d.agree);
         if (fl)
             CHECKF(same, "%s: greedy continuation differs from the reference", base);
         CHECKF(c.n_gen == a.n_gen && !memcmp(c.gen, a.gen, 4 * (size_t)a.n_gen),
@@ -335,6 +340,21 @@ static void test_load_errors(void)
     sp.n_ctx = 1024; /* more than the trained 512 */
     gemma_session *s = NULL;
     CHECK(gemma_session_create(m, &sp, &s, &err) == GEMMA_E_INVALID_ARG && s == NULL);
+    sp = gemma_session_default_params();
+    sp.isa = "no-such-isa";
+    CHECK(gemma_session_create(m, &sp, &s, &err) == GEMMA_E_INVALID_ARG && s == NULL);
+    sp.isa = NULL;
+    sp.n_threads = -1;
+    CHECK(gemma_session_create(m, &sp, &s, &err) == GEMMA_E_INVALID_ARG && s == NULL);
+    sp.n_threads = 1;
+    sp.n_batch = 64; /* local layers then keep 8 + 64 positions instead of 512 */
+    REQUIRE(gemma_session_create(m, &sp, &s, &err) == GEMMA_OK);
+    CHECK(gemma_session_generate(s, NULL, NULL) == GEMMA_E_INVALID_ARG); /* nothing evaluated */
+    gemma_session_stats st;
+    CHECK(gemma_session_get_stats(s, &st) == GEMMA_OK && st.n_ctx == 512 && st.n_past == 0);
+    CHECK(st.kv_bytes < st.kv_bytes_full); /* 6 of 7 layers keep only the window */
+    gemma_session_free(s);
+    gemma_session_free(NULL);
     gemma_model_free(m);
     gemma_model_free(NULL);
 }
