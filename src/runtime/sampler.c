@@ -413,7 +413,9 @@ static int32_t top_p_unsorted(gemma_sampler *s, const float *l, int32_t n, float
     double above = 0.0;
     int32_t n_above = 0;
     int cut = GM_TOPP_BUCKETS - 1;
-    for (; cut > 0 && above + mass[cut] < target; cut--) {
+    /* Empty buckets are skipped so the cut always lands on one holding a token (with
+     * p = 0 the target is 0 and the top non-empty bucket is the answer). */
+    for (; cut > 0 && (count[cut] == 0 || above + mass[cut] < target); cut--) {
         above += mass[cut];
         n_above += count[cut];
     }
@@ -522,5 +524,7 @@ gemma_token gemma_sampler_sample(gemma_sampler *s, const float *logits)
         m = cut_top_p(c, m, s->p.top_p, softmax_total(c, m, c[0].logit), c[0].logit);
     if (s->p.min_p > 0.0f)
         m = apply_min_p(c, m, sorted, s->p.min_p);
+    if (m <= 0) /* every truncation keeps at least one token; this is a backstop */
+        return argmax(l, n);
     return draw(s, c, m);
 }
