@@ -6,7 +6,7 @@
 #ifndef GM_FUZZ_VOCAB_H
 #define GM_FUZZ_VOCAB_H
 
-#include "gguf-build.h"
+#include "gguf-writer.h"
 #include "tokenizer/tokenizer.h"
 
 #include <libgen.h>
@@ -100,20 +100,19 @@ static gm_vocab *fz_bpe_vocab(void)
         toks[i] = texts[i];
         scores[i] = -(float)i;
     }
-    static gb_model m;
-    gb_init(&m);
-    gb_kv_str(&m, "tokenizer.ggml.model", "gemma4");
-    gb_kv_arr_str(&m, "tokenizer.ggml.tokens", toks, N);
-    gb_kv_arr(&m, "tokenizer.ggml.scores", GGUF_T_FLOAT32, scores, N, 4);
-    gb_kv_arr(&m, "tokenizer.ggml.token_type", GGUF_T_INT32, types, N, 4);
-    gb_kv_arr_str(&m, "tokenizer.ggml.merges", merges, sizeof merges / sizeof *merges);
-    gb_kv_u32(&m, "tokenizer.ggml.bos_token_id", 2);
-    gb_kv_u32(&m, "tokenizer.ggml.eos_token_id", 1);
-    gb_kv_u32(&m, "tokenizer.ggml.unknown_token_id", 3);
-    gb_kv_u32(&m, "tokenizer.ggml.padding_token_id", 0);
+    gguf_writer m;
+    gw_init(&m, 3);
+    gw_kv_str(&m, "tokenizer.ggml.model", "gemma4");
+    gw_kv_arr_str(&m, "tokenizer.ggml.tokens", toks, N);
+    gw_kv_arr(&m, "tokenizer.ggml.scores", GGUF_T_FLOAT32, scores, N, 4);
+    gw_kv_arr(&m, "tokenizer.ggml.token_type", GGUF_T_INT32, types, N, 4);
+    gw_kv_arr_str(&m, "tokenizer.ggml.merges", merges, sizeof merges / sizeof *merges);
+    gw_kv_u32(&m, "tokenizer.ggml.bos_token_id", 2);
+    gw_kv_u32(&m, "tokenizer.ggml.eos_token_id", 1);
+    gw_kv_u32(&m, "tokenizer.ggml.unknown_token_id", 3);
+    gw_kv_u32(&m, "tokenizer.ggml.padding_token_id", 0);
     size_t len;
-    uint8_t *buf = gb_finish(&m, &len);
-    gb_release(&m);
+    uint8_t *buf = gw_take(&m, &len);
     gguf_ctx *ctx = NULL;
     gm_vocab *v = NULL;
     gemma_error err;

@@ -3,7 +3,7 @@
  * synthetic GGUFs covering every value type and tensor type, the reference models of
  * TESTDATA with every tensor shrunk to one block, tiny complete Gemma 3 models, and the
  * tokenizer / chat / sampler test strings. */
-#include "gguf-build.h"
+#include "gguf-writer.h"
 
 #include <errno.h>
 #include <math.h>
@@ -27,44 +27,42 @@ static void put_file(const char *target, const char *name, const void *data, siz
     g_count++;
 }
 
-static void put_model(const char *target, const char *name, gb_model *m)
+static void put_model(const char *target, const char *name, gguf_writer *m)
 {
-    size_t len;
-    uint8_t *p = gb_finish(m, &len);
-    if (!p) {
+    if (!gw_finish(m)) {
         fprintf(stderr, "gemma-fuzz-seeds: out of memory\n");
         exit(1);
     }
-    put_file(target, name, p, len);
-    free(p);
+    put_file(target, name, m->buf, m->len);
 }
 
-static gb_model g_m; /* big: static */
+static gguf_writer g_m;
 
 /* ---- gguf --------------------------------------------------------------------------- */
 
 static void gguf_synthetic(void)
 {
-    gb_init(&g_m);
+    gw_init(&g_m, 3);
     put_model("gguf", "empty.gguf", &g_m);
-    g_m.version = 2;
+    gw_patch_u32(g_m.buf, 4, 2); /* version */
     put_model("gguf", "empty-v2.gguf", &g_m);
+    gw_free(&g_m);
 
     /* every scalar type, every array element type, empty array, strings with odd bytes */
-    gb_init(&g_m);
-    gb_key(&g_m, "u8", GGUF_T_UINT8); gb_u8(&g_m.kv, 200);
-    gb_key(&g_m, "i8", GGUF_T_INT8); gb_u8(&g_m.kv, 0x80);
-    gb_key(&g_m, "u16", GGUF_T_UINT16); gb_put(&g_m.kv, "\xff\xff", 2);
-    gb_key(&g_m, "i16", GGUF_T_INT16); gb_put(&g_m.kv, "\x00\x80", 2);
-    gb_kv_u32(&g_m, "u32", 7);
-    gb_kv_i32(&g_m, "i32", -7);
-    gb_kv_f32(&g_m, "f32", 1.5f);
-    gb_kv_bool(&g_m, "bool", true);
-    gb_kv_str(&g_m, "str", "hello \xe2\x96\x81 world");
-    gb_key(&g_m, "u64", GGUF_T_UINT64); gb_u64(&g_m.kv, UINT64_MAX);
-    gb_key(&g_m, "i64", GGUF_T_INT64); gb_u64(&g_m.kv, (uint64_t)INT64_MIN);
-    gb_key(&g_m, "f64", GGUF_T_FLOAT64); gb_u64(&g_m.kv, 0x3ff0000000000000ull);
-    gb_key(&g_m, "nul\0key", GGUF_T_UINT8); gb_u8(&g_m.kv, 1);
+    gw_init(&g_m, 3);
+    gw_key(&g_m, "u8", GGUF_T_UINT8); gw_u8(&g_m, 200);
+    gw_key(&g_m, "i8", GGUF_T_INT8); gw_u8(&g_m, 0x80);
+    gw_key(&g_m, "u16", GGUF_T_UINT16); gw_raw(&g_m, "\xff\xff", 2);
+    gw_key(&g_m, "i16", GGUF_T_INT16); gw_raw(&g_m, "\x00\x80", 2);
+    gw_kv_u32(&g_m, "u32", 7);
+    gw_kv_i32(&g_m, "i32", -7);
+    gw_kv_f32(&g_m, "f32", 1.5f);
+    gw_kv_bool(&g_m, "bool", true);
+    gw_kv_str(&g_m, "str", "hello \xe2\x96\x81 world");
+    gw_key(&g_m, "u64", GGUF_T_UINT64); gw_u64(&g_m, UINT64_MAX);
+    gw_key(&g_m, "i64", GGUF_T_INT64); gw_u64(&g_m, (uint64_t)INT64_MIN);
+    gw_key(&g_m, "f64", GGUF_T_FLOAT64); gw_u64(&g_m, 0x3ff0000000000000ull);
+    gw_key(&g_m, "nul\0key", GGUF_T_UINT8); gw_u8(&g_m, 1);
     uint8_t raw[64];
     for (int i = 0; i < 64; i++)
         raw[i] = (uint8_t)(i * 37);
@@ -74,38 +72,38 @@ static void gguf_synthetic(void)
             continue;
         char k[32];
         snprintf(k, sizeof k, "arr.%s", gguf_vtype_name(t));
-        gb_kv_arr(&g_m, k, t, raw, 64 / esz[t] < 5 ? 64 / esz[t] : 5, esz[t]);
+        gw_kv_arr(&g_m, k, t, raw, 64 / esz[t] < 5 ? 64 / esz[t] : 5, esz[t]);
     }
-    gb_kv_arr(&g_m, "arr.empty", GGUF_T_UINT32, raw, 0, 4);
+    gw_kv_arr(&g_m, "arr.empty", GGUF_T_UINT32, raw, 0, 4);
     static const char *const strs[] = {"a", "", "<0x41>", "\xff\xfe", "\xe2\x96\x81hello"};
-    gb_kv_arr_str(&g_m, "arr.str", strs, 5);
+    gw_kv_arr_str(&g_m, "arr.str", strs, 5);
     uint32_t per_layer[3] = {4, 4, 8};
-    gb_kv_arr(&g_m, "x.block_count_arr", GGUF_T_UINT32, per_layer, 3, 4);
-    gb_kv_u32(&g_m, "general.alignment", 64);
+    gw_kv_arr(&g_m, "x.block_count_arr", GGUF_T_UINT32, per_layer, 3, 4);
+    gw_kv_u32(&g_m, "general.alignment", 64);
     g_m.alignment = 64;
-    gb_tensor_add(&g_m, "a", GM_TYPE_F32, 2, 8, 2, 1, 1);
-    gb_tensor_add(&g_m, "b", GM_TYPE_Q8_0, 3, 32, 1, 2, 1);
-    gb_tensor_add(&g_m, "c.weight", GM_TYPE_F16, 4, 2, 1, 1, 2);
+    gw_tensor_add(&g_m, "a", GM_TYPE_F32, 2, 8, 2, 1, 1);
+    gw_tensor_add(&g_m, "b", GM_TYPE_Q8_0, 3, 32, 1, 2, 1);
+    gw_tensor_add(&g_m, "c.weight", GM_TYPE_F16, 4, 2, 1, 1, 2);
     put_model("gguf", "all-types.gguf", &g_m);
-    gb_release(&g_m);
+    gw_free(&g_m);
 
     /* one tensor of each known type id (one block) */
     for (uint32_t id = 0; id < GM_TYPE_COUNT; id++) {
         const gm_type_traits *tr = gm_type_get(id);
         if (!tr || !tr->blck)
             continue;
-        gb_init(&g_m);
-        gb_kv_str(&g_m, "general.architecture", "gemma3");
-        gb_tensor_add(&g_m, "t", id, 2, tr->blck, 2, 1, 1);
+        gw_init(&g_m, 3);
+        gw_kv_str(&g_m, "general.architecture", "gemma3");
+        gw_tensor_add(&g_m, "t", id, 2, tr->blck, 2, 1, 1);
         char name[64];
         snprintf(name, sizeof name, "type-%s.gguf", tr->name);
         put_model("gguf", name, &g_m);
-        gb_release(&g_m);
+        gw_free(&g_m);
     }
 }
 
 /* Every tensor shrunk to one block per row, one row: keeps all metadata and tensor names. */
-static bool shrink_hook(void *user, gb_tensor *t)
+static bool shrink_hook(void *user, gw_tensor_rec *t)
 {
     (void)user;
     const gm_type_traits *tr = gm_type_get(t->type);
@@ -153,12 +151,12 @@ static void gguf_from_testdata(const char *testdata)
         gguf_ctx *c = parse_file(path, &buf);
         if (!c)
             continue;
-        gb_from_ctx(&g_m, c, NULL, shrink_hook, NULL);
+        gw_from_ctx(&g_m, c, NULL, shrink_hook, NULL);
         char name[64];
         snprintf(name, sizeof name, "shrunk-%s.gguf", names[i]);
         put_model("gguf", name, &g_m);
         put_model("model", name, &g_m); /* loads fail at the shape checks: a good start */
-        gb_release(&g_m);
+        gw_free(&g_m);
         gguf_free(c);
         free(buf);
     }
@@ -178,7 +176,7 @@ static void models(const char *testdata)
     }
     static const struct {
         const char *name;
-        gb_tiny_opts o;
+        gw_tiny_opts o;
     } v[] = {
         {"tiny-f32.gguf", {GM_TYPE_F32, 2, 32, 64, 64}},
         {"tiny-f16.gguf", {GM_TYPE_F16, 2, 32, 64, 64}},
@@ -188,7 +186,7 @@ static void models(const char *testdata)
     };
     for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
         size_t len;
-        uint8_t *p = gb_tiny_gemma3(c, &v[i].o, &len);
+        uint8_t *p = gw_tiny_gemma3(c, &v[i].o, &len);
         if (!p)
             exit(1);
         put_file("model", v[i].name, p, len);
@@ -292,22 +290,22 @@ static void sampler_seeds(void)
         {NAN, 1, NAN, NAN, INFINITY, -INFINITY, NAN},
     };
     for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
-        gb_buf b = {0};
-        gb_f32(&b, f[i][0]);
-        gb_u32(&b, (uint32_t)(int32_t)f[i][1]);
+        gguf_writer b = {0};
+        gw_f32(&b, f[i][0]);
+        gw_u32(&b, (uint32_t)(int32_t)f[i][1]);
         for (int j = 2; j < 7; j++)
-            gb_f32(&b, f[i][j]);
-        gb_u32(&b, i == 3 ? (uint32_t)-1 : 64); /* penalty_last_n */
-        gb_u64(&b, 42 + i);
-        gb_u32(&b, i == 4 ? 0 : 16); /* n_vocab */
+            gw_f32(&b, f[i][j]);
+        gw_u32(&b, i == 3 ? (uint32_t)-1 : 64); /* penalty_last_n */
+        gw_u64(&b, 42 + i);
+        gw_u32(&b, i == 4 ? 0 : 16); /* n_vocab */
         for (int j = 0; j < 16; j++)
-            gb_f32(&b, i == 4 && j == 3 ? NAN : (float)((j * 7) % 5) - 1.0f);
+            gw_f32(&b, i == 4 && j == 3 ? NAN : (float)((j * 7) % 5) - 1.0f);
         for (int j = 0; j < 8; j++)
-            gb_u32(&b, (uint32_t)(j * 3 - 2)); /* accepted tokens, some out of range */
+            gw_u32(&b, (uint32_t)(j * 3 - 2)); /* accepted tokens, some out of range */
         char name[32];
         snprintf(name, sizeof name, "sampler-%zu", i);
-        put_file("sampler", name, b.p, b.n);
-        free(b.p);
+        put_file("sampler", name, b.buf, b.len);
+        free(b.buf);
     }
 }
 

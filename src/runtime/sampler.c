@@ -374,6 +374,13 @@ static double softmax_total(const gm_cand *c, int32_t m, float max)
     return sum;
 }
 
+/* The histogram bucket of a finite logit v (clamped: rounding may step past either end). */
+static int topp_bucket(float v, float min, double scale)
+{
+    int b = (int)(((double)v - (double)min) * scale);
+    return b < 0 ? 0 : b >= GM_TOPP_BUCKETS ? GM_TOPP_BUCKETS - 1 : b;
+}
+
 /* Top-p over the whole vocabulary without sorting it. One pass histograms the softmax mass
  * into GM_TOPP_BUCKETS logit buckets (bucket index is monotone in the logit); walking the
  * buckets from the top finds the one where the cumulative mass crosses p. Everything above
@@ -402,8 +409,7 @@ static int32_t top_p_unsorted(gemma_sampler *s, const float *l, int32_t n, float
         float v = sanitize(l[i]);
         if (v == -INFINITY)
             continue;
-        int b = (int)(((double)v - (double)min) * scale);
-        b = b < 0 ? 0 : b >= GM_TOPP_BUCKETS ? GM_TOPP_BUCKETS - 1 : b;
+        int b = topp_bucket(v, min, scale);
         double w = expf(v - max);
         mass[b] += w;
         count[b]++;
@@ -425,8 +431,7 @@ static int32_t top_p_unsorted(gemma_sampler *s, const float *l, int32_t n, float
         float v = sanitize(l[i]);
         if (v == -INFINITY)
             continue;
-        int b = (int)(((double)v - (double)min) * scale);
-        b = b < 0 ? 0 : b >= GM_TOPP_BUCKETS ? GM_TOPP_BUCKETS - 1 : b;
+        int b = topp_bucket(v, min, scale);
         if (b > cut)
             out[k++] = (gm_cand){v, i};
         else if (b == cut)

@@ -122,9 +122,9 @@ static void test_tiny_model_path(void)
     }
     static const uint32_t types[] = {GM_TYPE_F32, GM_TYPE_F16, GM_TYPE_Q8_0};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
-        gb_tiny_opts o = {types[i], 2, 32, 64, 64};
+        gw_tiny_opts o = {types[i], 2, 32, 64, 64};
         size_t len = 0;
-        uint8_t *buf = gb_tiny_gemma3(f->ctx, &o, &len);
+        uint8_t *buf = gw_tiny_gemma3(f->ctx, &o, &len);
         REQUIRE(buf != NULL);
         /* the model must actually load: otherwise the fuzz seeds only test error paths */
         char mpath[64];

@@ -208,7 +208,7 @@ static void test_per_layer_negative(void)
     gguf_writer w;
     gw_init(&w, 3);
     const int32_t v[2] = {5, -1};
-    gw_kv_arr(&w, "x.head_count", 5, 2, v, 4);
+    gw_kv_arr(&w, "x.head_count", GGUF_T_INT32, v, 2, 4);
     REQUIRE(gw_finish(&w));
     gguf_ctx *ctx = parse_ok(w.buf, w.len);
     REQUIRE(ctx);

@@ -2,10 +2,10 @@
  * give the documented status code and a message naming what is wrong; request-level limits
  * (over-long prompt, full context, invalid UTF-8, bad sampler parameters, bad token ids,
  * cancellation from another thread, out of memory) must leave the objects usable.
- * Models are built in memory (fuzz/gguf-build.h) from the tokenizer of
+ * Models are built in memory (tests/gguf-writer.h) from the tokenizer of
  * ../shared/testdata/g3-f32.gguf and handed to gemma_model_load through a memfd. */
 #include "../../fuzz/fuzz-common.h"
-#include "../../fuzz/gguf-build.h"
+#include "gguf-writer.h"
 
 #include "test.h"
 
@@ -78,30 +78,30 @@ typedef struct edit {
     bool added;
 } edit;
 
-static bool edit_kv(void *user, gb_model *m, const gguf_kv *kv)
+static bool edit_kv(void *user, gguf_writer *m, const gguf_kv *kv)
 {
     edit *e = user;
-    if (e->drop_key && gb_key_is(kv, e->drop_key))
+    if (e->drop_key && gw_key_is(kv, e->drop_key))
         return true;
-    if (e->u32_key && gb_key_is(kv, e->u32_key)) {
-        gb_kv_u32(m, e->u32_key, e->u32);
+    if (e->u32_key && gw_key_is(kv, e->u32_key)) {
+        gw_kv_u32(m, e->u32_key, e->u32);
         e->added = true;
         return true;
     }
-    if (e->str_key && gb_key_is(kv, e->str_key)) {
-        gb_kv_str(m, e->str_key, e->str);
+    if (e->str_key && gw_key_is(kv, e->str_key)) {
+        gw_kv_str(m, e->str_key, e->str);
         e->added = true;
         return true;
     }
-    if (e->f32_key && gb_key_is(kv, e->f32_key)) {
-        gb_kv_f32(m, e->f32_key, e->f32);
+    if (e->f32_key && gw_key_is(kv, e->f32_key)) {
+        gw_kv_f32(m, e->f32_key, e->f32);
         e->added = true;
         return true;
     }
     return false;
 }
 
-static bool edit_tensor(void *user, gb_tensor *t)
+static bool edit_tensor(void *user, gw_tensor_rec *t)
 {
     edit *e = user;
     if (e->drop_tensor && !strcmp(t->name, e->drop_tensor))
@@ -121,19 +121,18 @@ static bool edit_tensor(void *user, gb_tensor *t)
     return false;
 }
 
-static gb_model g_m;
+static gguf_writer g_m;
 
 static uint8_t *rewrite(edit *e, size_t *len)
 {
-    gb_from_ctx(&g_m, g_base_ctx, edit_kv, edit_tensor, e);
+    gw_from_ctx(&g_m, g_base_ctx, edit_kv, edit_tensor, e);
     if (e->u32_key && !e->added)
-        gb_kv_u32(&g_m, e->u32_key, e->u32);
+        gw_kv_u32(&g_m, e->u32_key, e->u32);
     if (e->str_key && !e->added)
-        gb_kv_str(&g_m, e->str_key, e->str);
+        gw_kv_str(&g_m, e->str_key, e->str);
     if (e->extra_tensor)
-        gb_tensor_add(&g_m, "blk.0.mystery.weight", GM_TYPE_F32, 1, 32, 1, 1, 1);
-    uint8_t *p = gb_finish(&g_m, len);
-    gb_release(&g_m);
+        gw_tensor_add(&g_m, "blk.0.mystery.weight", GM_TYPE_F32, 1, 32, 1, 1, 1);
+    uint8_t *p = gw_take(&g_m, len);
     return p;
 }
 
@@ -225,94 +224,92 @@ static void test_file_truncation(void)
 
 static void test_file_metadata(void)
 {
-    gb_model *m = &g_m;
+    gguf_writer *m = &g_m;
     size_t len;
     uint8_t *p;
 #define BUILD_EXPECT(what, code, needle)                                                                     \
     do {                                                                                                     \
-        p = gb_finish(m, &len);                                                                              \
+        p = gw_take(m, &len);                                                                                \
         REQUIRE(p != NULL);                                                                                  \
         expect_parse(what, p, len, code, needle);                                                            \
         free(p);                                                                                             \
-        gb_release(m);                                                                                       \
     } while (0)
 
-    gb_init(m);
-    gb_key(m, "k", GGUF_T_STRING);
-    gb_u64(&m->kv, (uint64_t)1 << 62);
+    gw_init(m, 3);
+    gw_key(m, "k", GGUF_T_STRING);
+    gw_u64(m, (uint64_t)1 << 62);
     BUILD_EXPECT("huge string length", GEMMA_E_FORMAT, "string length");
 
-    gb_init(m);
-    gb_key(m, "k", GGUF_T_STRING);
-    gb_u64(&m->kv, 100);
-    gb_put(&m->kv, "abc", 3);
+    gw_init(m, 3);
+    gw_key(m, "k", GGUF_T_STRING);
+    gw_u64(m, 100);
+    gw_raw(m, "abc", 3);
     BUILD_EXPECT("string past end", GEMMA_E_FORMAT, "past end of file");
 
-    gb_init(m);
-    gb_key(m, "k", 13);
-    gb_u32(&m->kv, 0);
+    gw_init(m, 3);
+    gw_key(m, "k", 13);
+    gw_u32(m, 0);
     BUILD_EXPECT("invalid value type", GEMMA_E_FORMAT, "invalid value type");
 
-    gb_init(m);
-    gb_key(m, "k", GGUF_T_ARRAY);
-    gb_u32(&m->kv, GGUF_T_ARRAY);
-    gb_u64(&m->kv, 1);
+    gw_init(m, 3);
+    gw_key(m, "k", GGUF_T_ARRAY);
+    gw_u32(m, GGUF_T_ARRAY);
+    gw_u64(m, 1);
     BUILD_EXPECT("nested array", GEMMA_E_FORMAT, "nested array");
 
-    gb_init(m);
-    gb_key(m, "k", GGUF_T_ARRAY);
-    gb_u32(&m->kv, GGUF_T_UINT64);
-    gb_u64(&m->kv, (uint64_t)1 << 60);
+    gw_init(m, 3);
+    gw_key(m, "k", GGUF_T_ARRAY);
+    gw_u32(m, GGUF_T_UINT64);
+    gw_u64(m, (uint64_t)1 << 60);
     BUILD_EXPECT("huge array count", GEMMA_E_FORMAT, "array");
 
-    gb_init(m);
-    gb_key(m, "k", GGUF_T_ARRAY);
-    gb_u32(&m->kv, GGUF_T_STRING);
-    gb_u64(&m->kv, 1000);
-    gb_u64(&m->kv, 0);
+    gw_init(m, 3);
+    gw_key(m, "k", GGUF_T_ARRAY);
+    gw_u32(m, GGUF_T_STRING);
+    gw_u64(m, 1000);
+    gw_u64(m, 0);
     BUILD_EXPECT("string array past end", GEMMA_E_FORMAT, "strings cannot fit");
 
-    gb_init(m);
-    gb_kv_u32(m, "dup", 1);
-    gb_kv_u32(m, "dup", 2);
+    gw_init(m, 3);
+    gw_kv_u32(m, "dup", 1);
+    gw_kv_u32(m, "dup", 2);
     BUILD_EXPECT("duplicate key", GEMMA_E_FORMAT, "duplicate key");
 
-    gb_init(m);
-    gb_kv_u32(m, "", 1);
+    gw_init(m, 3);
+    gw_kv_u32(m, "", 1);
     BUILD_EXPECT("empty key", GEMMA_E_FORMAT, "empty key");
 
-    gb_init(m);
-    gb_kv_str(m, "general.alignment", "32");
+    gw_init(m, 3);
+    gw_kv_str(m, "general.alignment", "32");
     BUILD_EXPECT("alignment of wrong type", GEMMA_E_FORMAT, "expected UINT32");
 
-    gb_init(m);
-    gb_kv_u32(m, "general.alignment", 48);
+    gw_init(m, 3);
+    gw_kv_u32(m, "general.alignment", 48);
     BUILD_EXPECT("alignment not a power of two", GEMMA_E_FORMAT, "power of two");
 
-    gb_init(m);
-    gb_kv_u32(m, "general.alignment", 0);
+    gw_init(m, 3);
+    gw_kv_u32(m, "general.alignment", 0);
     BUILD_EXPECT("alignment zero", GEMMA_E_FORMAT, "power of two");
 
-    gb_init(m);
-    gb_kv_u32(m, "general.alignment", 1u << 30);
+    gw_init(m, 3);
+    gw_kv_u32(m, "general.alignment", 1u << 30);
     BUILD_EXPECT("alignment too large", GEMMA_E_FORMAT, "limit");
 #undef BUILD_EXPECT
 }
 
 static void test_file_tensors(void)
 {
-    gb_model *m = &g_m;
+    gguf_writer *m = &g_m;
     size_t len;
     uint8_t *p;
 #define T_EXPECT(what, code, needle, ...)                                                                    \
     do {                                                                                                     \
-        gb_init(m);                                                                                          \
-        gb_tensor_add(m, __VA_ARGS__);                                                                       \
-        p = gb_finish(m, &len);                                                                              \
+        gw_init(m, 3);                                                                                       \
+        gw_tensor_add(m, __VA_ARGS__);                                                                       \
+        p = gw_take(m, &len);                                                                                \
         REQUIRE(p != NULL);                                                                                  \
         expect_parse(what, p, len, code, needle);                                                            \
         free(p);                                                                                             \
-        gb_release(m);                                                                                       \
     } while (0)
     T_EXPECT("valid tensor", GEMMA_OK, NULL, "t", GM_TYPE_F32, 2, 4, 4, 1, 1);
     T_EXPECT("n_dims 5", GEMMA_E_FORMAT, "n_dims", "t", GM_TYPE_F32, 5, 4, 4, 1, 1);
@@ -331,19 +328,18 @@ static void test_file_tensors(void)
 #undef T_EXPECT
 
     /* data past the end of the file: shrink the file under a valid table */
-    gb_init(m);
-    gb_tensor_add(m, "t", GM_TYPE_F32, 1, 64, 1, 1, 1);
-    p = gb_finish(m, &len);
+    gw_init(m, 3);
+    gw_tensor_add(m, "t", GM_TYPE_F32, 1, 64, 1, 1, 1);
+    p = gw_take(m, &len);
     REQUIRE(p != NULL);
     expect_parse("tensor data past end", p, len - 4, GEMMA_E_FORMAT, "past end of file");
     free(p);
-    gb_release(m);
 
     /* duplicate names, misaligned and overlapping offsets: patch the serialized table */
-    gb_init(m);
-    gb_tensor_add(m, "a", GM_TYPE_F32, 1, 8, 1, 1, 1);
-    gb_tensor_add(m, "b", GM_TYPE_F32, 1, 8, 1, 1, 1);
-    p = gb_finish(m, &len);
+    gw_init(m, 3);
+    gw_tensor_add(m, "a", GM_TYPE_F32, 1, 8, 1, 1, 1);
+    gw_tensor_add(m, "b", GM_TYPE_F32, 1, 8, 1, 1, 1);
+    p = gw_take(m, &len);
     REQUIRE(p != NULL);
     /* records: name(8+1) n_dims(4) ne(8) type(4) offset(8) = 33 bytes each, after the header */
     size_t rec_b = 24 + 33;
@@ -360,7 +356,6 @@ static void test_file_tensors(void)
     memcpy(p + rec_b + 25, &off, 8);
     expect_parse("overlapping tensors", p, len, GEMMA_E_FORMAT, "overlaps");
     free(p);
-    gb_release(m);
 }
 
 static void test_file_io(void)
@@ -873,8 +868,8 @@ static bool build_base(void)
         fprintf(stderr, "%s: %s\n", path, err.message);
         return false;
     }
-    gb_tiny_opts o = {GM_TYPE_F32, 2, 32, 64, 64};
-    g_base = gb_tiny_gemma3(f->ctx, &o, &g_base_len);
+    gw_tiny_opts o = {GM_TYPE_F32, 2, 32, 64, 64};
+    g_base = gw_tiny_gemma3(f->ctx, &o, &g_base_len);
     gguf_file_close(f);
     return g_base && gguf_parse(g_base, g_base_len, NULL, &g_base_ctx, &err) == GEMMA_OK;
 }

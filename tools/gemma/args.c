@@ -195,6 +195,56 @@ gemma_model *args_load_model(const char *cmd, const char *path)
     return m;
 }
 
+int args_common_option(args *a, args_common *c, unsigned which)
+{
+    bool ok;
+    if ((which & ARGS_OPT_MODEL) && args_is(a, "-m", "--model"))
+        ok = (c->model = args_value(a)) != NULL;
+    else if ((which & ARGS_OPT_N_PREDICT) && args_is(a, "-n", "--n-predict"))
+        ok = args_int(a, -1, INT32_MAX, &c->n_predict);
+    else if ((which & ARGS_OPT_THREADS) && args_is(a, "-t", "--threads"))
+        ok = args_int(a, 1, 1024, &c->threads);
+    else if ((which & ARGS_OPT_CTX) && args_is(a, "-c", "--ctx-size"))
+        ok = args_int(a, 0, INT32_MAX, &c->ctx);
+    else if ((which & ARGS_OPT_BATCH) && args_is(a, "-b", "--batch-size"))
+        ok = args_int(a, 1, 1 << 16, &c->batch);
+    else if ((which & ARGS_OPT_ISA) && args_is(a, "--isa", NULL))
+        ok = (c->isa = args_value(a)) != NULL;
+    else if ((which & ARGS_OPT_VERBOSE) && args_is(a, "-v", "--verbose"))
+        ok = c->verbose = true;
+    else
+        return 0;
+    return ok ? 1 : -1;
+}
+
+gemma_session_params args_session_params(const args_common *c)
+{
+    gemma_session_params sp = gemma_session_default_params();
+    sp.n_ctx = c->ctx;
+    sp.n_threads = c->threads;
+    sp.n_batch = c->batch;
+    sp.isa = c->isa;
+    return sp;
+}
+
+gemma_session *args_create_session(const char *cmd, gemma_model *m, const args_common *c)
+{
+    gemma_session_params sp = args_session_params(c);
+    gemma_session *s = NULL;
+    gemma_error err = {0};
+    if (gemma_session_create(m, &sp, &s, &err) != GEMMA_OK) {
+        fprintf(stderr, "gemma %s: cannot create a session: %s\n", cmd, err.message);
+        return NULL;
+    }
+    return s;
+}
+
+const char *args_session_error(const gemma_session *s, gemma_status st)
+{
+    const char *m = gemma_session_last_error(s);
+    return m && m[0] ? m : gemma_strerror(st);
+}
+
 const char args_sampling_help[] =
     "sampling (defaults come from the model file's general.sampling.* keys when present,\n"
     "otherwise Gemma's: --temp 1.0 --top-k 64 --top-p 0.95 --min-p 0):\n"

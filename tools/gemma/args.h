@@ -54,6 +54,34 @@ const char *args_model_path(const char *cmd, const char *given);
 /* Loads a model, printing a helpful message on failure. */
 gemma_model *args_load_model(const char *cmd, const char *path);
 
+/* Options several commands share; each command picks the ones it accepts. */
+typedef struct args_common {
+    const char *model, *isa;
+    int32_t n_predict, threads, ctx, batch;
+    bool verbose;
+} args_common;
+
+enum {
+    ARGS_OPT_MODEL = 1u << 0,     /* -m, --model FILE */
+    ARGS_OPT_N_PREDICT = 1u << 1, /* -n, --n-predict N (-1 .. INT32_MAX) */
+    ARGS_OPT_THREADS = 1u << 2,   /* -t, --threads N (1 .. 1024) */
+    ARGS_OPT_CTX = 1u << 3,       /* -c, --ctx-size N */
+    ARGS_OPT_BATCH = 1u << 4,     /* -b, --batch-size N */
+    ARGS_OPT_ISA = 1u << 5,       /* --isa NAME */
+    ARGS_OPT_VERBOSE = 1u << 6,   /* -v, --verbose */
+    ARGS_OPT_ALL = (1u << 7) - 1,
+};
+
+/* 1 when the current option is one of those in `which` (consumed), 0 when it is not,
+ * -1 after printing an error about its value. */
+int args_common_option(args *a, args_common *c, unsigned which);
+/* Session parameters from the context, thread, batch and ISA options. */
+gemma_session_params args_session_params(const args_common *c);
+/* A session with args_session_params; NULL after printing why not. */
+gemma_session *args_create_session(const char *cmd, gemma_model *m, const args_common *c);
+/* The session's last error message, or st's generic one when it has none. */
+const char *args_session_error(const gemma_session *s, gemma_status st);
+
 /* Sampling options shared by run and chat. Values the user did not give come from the
  * model (gemma_sampler_default_params) once it is loaded. */
 typedef struct args_sampling {

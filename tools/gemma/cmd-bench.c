@@ -44,11 +44,11 @@ static const char bench_help[] =
     "  -h, --help            show this help\n";
 
 typedef struct bench_opts {
-    const char *model, *isa;
+    args_common c; /* model, batch, isa, verbose */
     int32_t p[BENCH_MAX_LIST], n[BENCH_MAX_LIST], t[BENCH_MAX_LIST];
     int np, nn, nt;
-    int32_t reps, batch;
-    bool json, verbose;
+    int32_t reps;
+    bool json;
 } bench_opts;
 
 typedef struct bench_row {
@@ -105,12 +105,15 @@ static int parse(int argc, char **argv, bench_opts *o)
     *o = (bench_opts){.p = {512}, .n = {128}, .t = {args_online_cpus()}, .np = 1, .nn = 1,
                       .nt = 1, .reps = 5};
     while (args_next(&a)) {
+        int r = args_common_option(&a, &o->c, ARGS_OPT_MODEL | ARGS_OPT_BATCH | ARGS_OPT_ISA | ARGS_OPT_VERBOSE);
+        if (r < 0)
+            return ARGS_USAGE;
+        if (r > 0)
+            continue;
         bool ok = true;
         if (args_is(&a, "-h", "--help")) {
             fputs(bench_help, stdout);
             return -1;
-        } else if (args_is(&a, "-m", "--model")) {
-            ok = (o->model = args_value(&a)) != NULL;
         } else if (args_is(&a, "-p", "--n-prompt")) {
             ok = args_int_list(&a, 0, 1 << 20, o->p, BENCH_MAX_LIST, &o->np);
         } else if (args_is(&a, "-n", "--n-gen")) {
@@ -119,10 +122,6 @@ static int parse(int argc, char **argv, bench_opts *o)
             ok = args_int_list(&a, 1, 1024, o->t, BENCH_MAX_LIST, &o->nt);
         } else if (args_is(&a, "-r", "--repetitions")) {
             ok = args_int(&a, 1, 1000, &o->reps);
-        } else if (args_is(&a, "-b", "--batch-size")) {
-            ok = args_int(&a, 1, 1 << 16, &o->batch);
-        } else if (args_is(&a, "--isa", NULL)) {
-            ok = (o->isa = args_value(&a)) != NULL;
         } else if (args_is(&a, "--json", "-o")) {
             if (strcmp(a.argv[a.i], "-o") == 0) { /* llama-bench's "-o json" spelling */
                 const char *v = args_value(&a);
@@ -133,8 +132,6 @@ static int parse(int argc, char **argv, bench_opts *o)
             } else {
                 o->json = true;
             }
-        } else if (args_is(&a, "-v", "--verbose")) {
-            o->verbose = true;
         } else {
             return args_unknown(&a);
         }
@@ -150,8 +147,7 @@ static bool eval_ok(gemma_session *s, gemma_status st, const char *what)
 {
     if (st == GEMMA_OK)
         return true;
-    const char *m = gemma_session_last_error(s);
-    fprintf(stderr, "gemma bench: %s failed: %s\n", what, m && m[0] ? m : gemma_strerror(st));
+    fprintf(stderr, "gemma bench: %s failed: %s\n", what, args_session_error(s, st));
     return false;
 }
 
@@ -226,11 +222,9 @@ static bench_row *add_row(bench *b, const char *kind, int32_t np, int32_t ng, in
 static bool bench_threads(bench *b, int32_t threads, gemma_token *tok, int32_t n_ctx)
 {
     const bench_opts *o = b->o;
-    gemma_session_params sp = gemma_session_default_params();
+    gemma_session_params sp = args_session_params(&o->c);
     sp.n_ctx = n_ctx;
     sp.n_threads = threads;
-    sp.n_batch = o->batch;
-    sp.isa = o->isa;
     gemma_session *s = NULL;
     gemma_sampler *smp = NULL;
     gemma_error err = {0};
@@ -255,7 +249,7 @@ static bool bench_threads(bench *b, int32_t threads, gemma_token *tok, int32_t n
             continue;
         bench_row *r = add_row(b, "pp", o->p[i], 0, threads);
         for (int k = 0; ok && r && k < o->reps; k++) {
-            if (o->verbose)
+            if (o->c.verbose)
                 fprintf(stderr, "gemma bench: pp%d, %d threads, run %d/%d\n", o->p[i], threads, k + 1, o->reps);
             ok = run_pp(b, s, tok, o->p[i], &secs);
             r->samples[k] = secs > 0 ? o->p[i] / secs : 0;
@@ -267,7 +261,7 @@ static bool bench_threads(bench *b, int32_t threads, gemma_token *tok, int32_t n
             continue;
         bench_row *r = add_row(b, "tg", 0, o->n[i], threads);
         for (int k = 0; ok && r && k < o->reps; k++) {
-            if (o->verbose)
+            if (o->c.verbose)
                 fprintf(stderr, "gemma bench: tg%d, %d threads, run %d/%d\n", o->n[i], threads, k + 1, o->reps);
             ok = run_tg(b, s, o->n[i], &secs);
             r->samples[k] = secs > 0 ? o->n[i] / secs : 0;
@@ -498,7 +492,7 @@ int cmd_bench(int argc, char **argv)
     if (rc)
         return rc < 0 ? 0 : rc;
     bench b = {.o = &o, .rng = 0x1234567ull};
-    if (!(b.path = args_model_path("bench", o.model)))
+    if (!(b.path = args_model_path("bench", o.c.model)))
         return 1;
     double t0 = now_s();
     if (!(b.model = args_load_model("bench", b.path)))

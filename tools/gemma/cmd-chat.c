@@ -50,9 +50,8 @@ static const char chat_commands[] =
     "Ctrl-C stops an answer (at the prompt it quits), Ctrl-D quits.\n";
 
 typedef struct chat_opts {
-    const char *model, *system, *isa;
-    int32_t n_predict, threads, ctx;
-    bool verbose;
+    args_common c;
+    const char *system;
     args_sampling sampling;
 } chat_opts;
 
@@ -75,37 +74,25 @@ static int parse(int argc, char **argv, chat_opts *o)
 {
     args a;
     args_init(&a, "chat", argc, argv);
-    *o = (chat_opts){.n_predict = -1, .threads = args_online_cpus()};
+    *o = (chat_opts){.c = {.n_predict = -1, .threads = args_online_cpus()}};
     while (args_next(&a)) {
         int r = args_sampling_option(&a, &o->sampling);
+        if (r == 0)
+            r = args_common_option(&a, &o->c, ARGS_OPT_ALL & ~(unsigned)ARGS_OPT_BATCH);
         if (r < 0)
             return ARGS_USAGE;
         if (r > 0)
             continue;
-        bool ok = true;
         if (args_is(&a, "-h", "--help")) {
             fputs(chat_help, stdout);
             fputs(args_sampling_help, stdout);
             return -1;
-        } else if (args_is(&a, "-m", "--model")) {
-            ok = (o->model = args_value(&a)) != NULL;
         } else if (args_is(&a, "--system", NULL)) {
-            ok = (o->system = args_value(&a)) != NULL;
-        } else if (args_is(&a, "-n", "--n-predict")) {
-            ok = args_int(&a, -1, INT32_MAX, &o->n_predict);
-        } else if (args_is(&a, "-t", "--threads")) {
-            ok = args_int(&a, 1, 1024, &o->threads);
-        } else if (args_is(&a, "-c", "--ctx-size")) {
-            ok = args_int(&a, 0, INT32_MAX, &o->ctx);
-        } else if (args_is(&a, "--isa", NULL)) {
-            ok = (o->isa = args_value(&a)) != NULL;
-        } else if (args_is(&a, "-v", "--verbose")) {
-            o->verbose = true;
+            if (!(o->system = args_value(&a)))
+                return ARGS_USAGE;
         } else {
             return args_unknown(&a);
         }
-        if (!ok)
-            return ARGS_USAGE;
     }
     return 0;
 }
@@ -174,12 +161,6 @@ static int print_token(void *user, const char *text, size_t len, gemma_token tok
     return 0;
 }
 
-static const char *session_error(const gemma_session *s, gemma_status st)
-{
-    const char *m = gemma_session_last_error(s);
-    return m && m[0] ? m : gemma_strerror(st);
-}
-
 /* Feeds one user turn and streams the answer. false = a fatal error. */
 static bool answer(chat_state *c, const char *text)
 {
@@ -203,11 +184,11 @@ static bool answer(chat_state *c, const char *text)
     }
     if (st != GEMMA_OK) {
         g_busy = 0;
-        fprintf(stderr, "gemma chat: %s\n", session_error(c->s, st));
+        fprintf(stderr, "gemma chat: %s\n", args_session_error(c->s, st));
         return st == GEMMA_E_CHAT; /* a message the template rejects: the user may retry */
     }
     gemma_generate_params gp = gemma_generate_default_params(c->model);
-    gp.max_tokens = c->o->n_predict;
+    gp.max_tokens = c->o->c.n_predict;
     gp.sampling = c->sampling;
     gp.sampling.seed = c->sampling.seed + (uint64_t)c->turn++; /* a new draw each turn */
     gp.on_token = print_token;
@@ -220,14 +201,14 @@ static bool answer(chat_state *c, const char *text)
         fputc('\n', stdout);
     fflush(stdout);
     if (st != GEMMA_OK) {
-        fprintf(stderr, "gemma chat: %s\n", session_error(c->s, st));
+        fprintf(stderr, "gemma chat: %s\n", args_session_error(c->s, st));
         return false;
     }
     if (res.stop_reason == GEMMA_STOP_CANCELLED)
         fprintf(stderr, "(stopped)\n");
     else if (res.stop_reason == GEMMA_STOP_CONTEXT_FULL)
         fprintf(stderr, "(the context is full; /reset to start over, or restart with a larger -c)\n");
-    if (c->o->verbose) {
+    if (c->o->c.verbose) {
         gemma_session_stats stt;
         if (gemma_session_get_stats(c->s, &stt) == GEMMA_OK)
             fprintf(stderr, "[%d tokens, %s; context %d/%d; prefill %.1f tok/s, decode %.1f tok/s]\n",
@@ -290,22 +271,16 @@ int cmd_chat(int argc, char **argv)
     int rc = parse(argc, argv, &o);
     if (rc)
         return rc < 0 ? 0 : rc;
-    const char *path = args_model_path("chat", o.model);
+    const char *path = args_model_path("chat", o.c.model);
     if (!path)
         return 1;
     chat_state c = {.o = &o};
     if (!(c.model = args_load_model("chat", path)))
         return 1;
-    gemma_session_params sp = gemma_session_default_params();
-    sp.n_ctx = o.ctx;
-    sp.n_threads = o.threads;
-    sp.isa = o.isa;
     gemma_error err = {0};
     rc = 1;
-    if (gemma_session_create(c.model, &sp, &c.s, &err) != GEMMA_OK) {
-        fprintf(stderr, "gemma chat: cannot create a session: %s\n", err.message);
+    if (!(c.s = args_create_session("chat", c.model, &o.c)))
         goto done;
-    }
     c.sampling = args_sampling_resolve(&o.sampling, c.model);
     gemma_sampler *probe = NULL;
     if (gemma_sampler_create(&c.sampling, gemma_vocab_size(c.model), &probe, &err) != GEMMA_OK) {
@@ -313,7 +288,7 @@ int cmd_chat(int argc, char **argv)
         goto done;
     }
     gemma_sampler_free(probe);
-    if (o.verbose) {
+    if (o.c.verbose) {
         args_print_model_info(c.model, c.s);
         args_print_sampling(&c.sampling);
     }

@@ -44,11 +44,11 @@ static const char run_help[] =
     "\n";
 
 typedef struct run_opts {
-    const char *model, *prompt, *file, *system, *isa;
+    args_common c;
+    const char *prompt, *file, *system;
     const char *stops[RUN_MAX_STOPS];
     int n_stops;
-    int32_t n_predict, threads, ctx, batch;
-    bool chat, verbose;
+    bool chat;
     args_sampling sampling;
 } run_opts;
 
@@ -69,10 +69,11 @@ static int parse(int argc, char **argv, run_opts *o)
 {
     args a;
     args_init(&a, "run", argc, argv);
-    *o = (run_opts){.n_predict = 256, .threads = args_online_cpus()};
-    const char *arg;
-    while ((arg = args_next(&a))) {
+    *o = (run_opts){.c = {.n_predict = 256, .threads = args_online_cpus()}};
+    while (args_next(&a)) {
         int r = args_sampling_option(&a, &o->sampling);
+        if (r == 0)
+            r = args_common_option(&a, &o->c, ARGS_OPT_ALL);
         if (r < 0)
             return ARGS_USAGE;
         if (r > 0)
@@ -82,20 +83,10 @@ static int parse(int argc, char **argv, run_opts *o)
             fputs(run_help, stdout);
             fputs(args_sampling_help, stdout);
             return -1;
-        } else if (args_is(&a, "-m", "--model")) {
-            ok = (o->model = args_value(&a)) != NULL;
         } else if (args_is(&a, "-p", "--prompt")) {
             ok = (o->prompt = args_value(&a)) != NULL;
         } else if (args_is(&a, "-f", "--file")) {
             ok = (o->file = args_value(&a)) != NULL;
-        } else if (args_is(&a, "-n", "--n-predict")) {
-            ok = args_int(&a, -1, INT32_MAX, &o->n_predict);
-        } else if (args_is(&a, "-t", "--threads")) {
-            ok = args_int(&a, 1, 1024, &o->threads);
-        } else if (args_is(&a, "-c", "--ctx-size")) {
-            ok = args_int(&a, 0, INT32_MAX, &o->ctx);
-        } else if (args_is(&a, "-b", "--batch-size")) {
-            ok = args_int(&a, 1, 1 << 16, &o->batch);
         } else if (args_is(&a, "--chat", NULL)) {
             o->chat = true;
         } else if (args_is(&a, "--system", NULL)) {
@@ -110,10 +101,6 @@ static int parse(int argc, char **argv, run_opts *o)
             ok = v != NULL;
             if (ok)
                 o->stops[o->n_stops++] = v;
-        } else if (args_is(&a, "--isa", NULL)) {
-            ok = (o->isa = args_value(&a)) != NULL;
-        } else if (args_is(&a, "-v", "--verbose")) {
-            o->verbose = true;
         } else {
             return args_unknown(&a);
         }
@@ -165,8 +152,7 @@ static int feed_prompt(gemma_session *s, const run_opts *o, const char *prompt, 
     if (st == GEMMA_E_CANCELLED)
         return 130;
     if (st != GEMMA_OK) {
-        fprintf(stderr, "gemma run: cannot evaluate the prompt: %s\n",
-                gemma_session_last_error(s)[0] ? gemma_session_last_error(s) : gemma_strerror(st));
+        fprintf(stderr, "gemma run: cannot evaluate the prompt: %s\n", args_session_error(s, st));
         if (st == GEMMA_E_CONTEXT_FULL)
             fprintf(stderr, "  the prompt does not fit the context; raise -c or shorten it\n");
         return 1;
@@ -192,27 +178,26 @@ static void print_speed(const gemma_session *s, const gemma_generate_result *res
 static int generate(gemma_session *s, const gemma_model *m, const run_opts *o)
 {
     gemma_generate_params gp = gemma_generate_default_params(m);
-    gp.max_tokens = o->n_predict;
+    gp.max_tokens = o->c.n_predict;
     gp.sampling = args_sampling_resolve(&o->sampling, m);
     gp.stop_strings = o->n_stops ? o->stops : NULL;
     gp.n_stop_strings = (size_t)o->n_stops;
     run_out out = {.last_newline = true};
     gp.on_token = on_token;
     gp.user = &out;
-    if (o->verbose)
+    if (o->c.verbose)
         args_print_sampling(&gp.sampling);
     gemma_generate_result res = {0};
-    gemma_status st = o->n_predict == 0 ? GEMMA_OK : gemma_session_generate(s, &gp, &res);
+    gemma_status st = o->c.n_predict == 0 ? GEMMA_OK : gemma_session_generate(s, &gp, &res);
     if (out.any && !out.last_newline && !out.broken)
         fputc('\n', stdout);
     fflush(stdout);
     if (st != GEMMA_OK) {
-        fprintf(stderr, "gemma run: generation failed: %s\n",
-                gemma_session_last_error(s)[0] ? gemma_session_last_error(s) : gemma_strerror(st));
+        fprintf(stderr, "gemma run: generation failed: %s\n", args_session_error(s, st));
         return 1;
     }
-    if (o->verbose)
-        print_speed(s, o->n_predict == 0 ? NULL : &res);
+    if (o->c.verbose)
+        print_speed(s, o->c.n_predict == 0 ? NULL : &res);
     else if (res.stop_reason == GEMMA_STOP_CONTEXT_FULL)
         fprintf(stderr, "gemma run: stopped: the context is full; raise -c for longer output\n");
     return res.stop_reason == GEMMA_STOP_CANCELLED ? 130 : 0;
@@ -224,7 +209,7 @@ int cmd_run(int argc, char **argv)
     int rc = parse(argc, argv, &o);
     if (rc)
         return rc < 0 ? 0 : rc;
-    const char *path = args_model_path("run", o.model);
+    const char *path = args_model_path("run", o.c.model);
     if (!path)
         return 1;
     size_t len = 0;
@@ -247,17 +232,9 @@ int cmd_run(int argc, char **argv)
     rc = 1;
     if (!m)
         goto done;
-    gemma_session_params sp = gemma_session_default_params();
-    sp.n_ctx = o.ctx;
-    sp.n_threads = o.threads;
-    sp.n_batch = o.batch;
-    sp.isa = o.isa;
-    gemma_error err = {0};
-    if (gemma_session_create(m, &sp, &s, &err) != GEMMA_OK) {
-        fprintf(stderr, "gemma run: cannot create a session: %s\n", err.message);
+    if (!(s = args_create_session("run", m, &o.c)))
         goto done;
-    }
-    if (o.verbose)
+    if (o.c.verbose)
         args_print_model_info(m, s);
     g_run_session = s;
     signal(SIGINT, on_sigint); /* Ctrl-C ends the generation cleanly, with stats */
