@@ -318,12 +318,16 @@ static void test_llamacpp_greedy(void)
         cases++;
         full += same == n_want;
         fprintf(stderr, "  case %d: first %d/%d greedy tokens as llama.cpp\n", cases, same, n_want);
+        if (getenv("GEMMA_SKIP_SLOW") && cases >= 2)
+            break; /* under valgrind (make memcheck) two cases cover the code paths */
     }
     fclose(f);
     gemma_session_free(s);
     fprintf(stderr, "  teacher-forced: %d/%d top-1 agree, worst gap %.3f; %d/%d cases identical\n", agree,
             steps, worst, full, cases);
-    CHECK(cases >= 5);
+    CHECK(cases >= (getenv("GEMMA_SKIP_SLOW") ? 2 : 5));
+    if (!getenv("GEMMA_SKIP_SLOW"))
+        CHECKF(full >= 5, "%d/%d greedy continuations identical to llama.cpp's (want >= 5)", full, cases);
     CHECKF(agree * 100 >= steps * 95 && worst < 0.5, "agreement %d/%d, worst gap %.3f", agree, steps, worst);
 }
 
