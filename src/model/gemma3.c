@@ -265,17 +265,86 @@ static gemma_status g3_load(gemma_model *m, gemma_error *err)
 
 /* ---- forward pass ---- */
 
+#ifdef GM_PROFILE
+#include <stdio.h>
+enum { G3_P_EMBED, G3_P_ATTN_NORM, G3_P_QKV, G3_P_QK_ROPE, G3_P_ATTN, G3_P_WO, G3_P_POST_ATTN,
+       G3_P_FFN_NORM, G3_P_GATE_UP, G3_P_GEGLU, G3_P_DOWN, G3_P_POST_FFN, G3_P_OUT_NORM, G3_P_LM_HEAD,
+       G3_P_SOFTCAP, G3_P_COUNT };
+static const char *const g3_prof_names[G3_P_COUNT] = {
+    "embedding", "attn norm", "q/k/v matmuls", "q/k norm+rope+kv store", "attention",
+    "output projection", "post-attn norm+resid", "ffn norm", "ffn gate/up matmuls", "geglu",
+    "ffn down matmul", "post-ffn norm+resid", "output norm", "lm head", "softcap"};
+#endif
+
+/* RoPE tables of one forward pass, one per distinct (base, scale) (local and global layers),
+ * so cos/sin are computed twice per token rather than once per layer. */
+#define G3_ROPE_SLOTS 2
+
+typedef struct g3_rope_slot {
+    float base, freq_scale;
+    const float *factors;
+    bool valid;
+} g3_rope_slot;
+
 typedef struct g3_scratch {
-    int32_t n_batch, n_ctx, nth;
-    float *x, *h, *q, *k, *v, *att, *o, *gate, *up, *cs;
-    float *scores;
-    uint16_t *p16, *q16;
+    int32_t n_batch, n_ctx, nth, q_block, rope_next;
+    int64_t rope_stride; /* floats per rope table */
+    float *x, *h, *q, *k, *v, *att, *o, *gate, *up, *cs, *attn_tmp;
+    float *scores, *qr;
+    g3_rope_slot rope[G3_ROPE_SLOTS];
     void *block;
+#ifdef GM_PROFILE
+    double prof_t, prof[2][G3_P_COUNT]; /* [decode, batch][slot] seconds */
+    int64_t prof_calls[2];
+    int prof_mode;
+#endif
 } g3_scratch;
+
+#ifdef GM_PROFILE
+/* Per-operation wall times, compiled in only with -DGM_PROFILE (docs/profile.md): each mark
+ * charges the time since the previous mark to a slot; the totals print when the scratch is
+ * freed. */
+static void prof_mark(g3_scratch *s, int slot)
+{
+    const double t = gm_now();
+    s->prof[s->prof_mode][slot] += t - s->prof_t;
+    s->prof_t = t;
+}
+
+static void prof_begin(g3_scratch *s, int32_t n)
+{
+    s->prof_mode = n > 1;
+    s->prof_calls[s->prof_mode]++;
+    s->prof_t = gm_now();
+}
+
+static void prof_print(const g3_scratch *s)
+{
+    for (int mode = 0; mode < 2; mode++) {
+        if (!s->prof_calls[mode])
+            continue;
+        double total = 0;
+        for (int i = 0; i < G3_P_COUNT; i++)
+            total += s->prof[mode][i];
+        fprintf(stderr, "gemma3 profile, %s: %lld calls, %.3f ms per call\n", mode ? "batches" : "decode steps",
+                (long long)s->prof_calls[mode], total * 1e3 / (double)s->prof_calls[mode]);
+        for (int i = 0; i < G3_P_COUNT; i++)
+            fprintf(stderr, "  %-22s %9.4f ms %6.2f %%\n", g3_prof_names[i],
+                    s->prof[mode][i] * 1e3 / (double)s->prof_calls[mode], 100.0 * s->prof[mode][i] / total);
+    }
+}
+#define PROF(s, slot) prof_mark(s, G3_P_##slot)
+#else
+#define PROF(s, slot) ((void)0)
+#endif
 
 static void g3_scratch_free(void *p)
 {
     g3_scratch *s = p;
+#ifdef GM_PROFILE
+    if (s)
+        prof_print(s);
+#endif
     if (s)
         gm_aligned_free(s->block);
     free(s);
@@ -294,10 +363,13 @@ static gemma_status g3_scratch_create(const gemma_model *m, int32_t n_batch, int
         hd = GM_MAX(hd, (int64_t)g->head_dim);
     }
     const int64_t B = n_batch, E = m->hp.n_embd;
+    /* Attention takes up to 32 queries at a time; fewer for long contexts, so that the
+     * per-thread score rows stay near 4 MB. */
+    const int64_t QB = GM_MAX(1, GM_MIN(GM_MIN(32, (int64_t)n_batch), ((int64_t)1 << 20) / n_ctx));
+    const int64_t nw = (int64_t)n_threads * QB;
     /* Float counts of each buffer, each rounded up to 16 floats (64 bytes). */
     const int64_t sizes[] = {B * E, B * E, B * qd, B * kvd, B * kvd, B * qd, B * E, B * ff, B * ff,
-                             hd, (int64_t)n_threads * n_ctx, ((int64_t)n_threads * n_ctx + 1) / 2,
-                             ((int64_t)n_threads * hd + 1) / 2};
+                             G3_ROPE_SLOTS * B * hd, nw * n_ctx, nw * hd, nw * hd};
     enum { NBUF = sizeof sizes / sizeof sizes[0] };
     uint64_t total = 0;
     for (int i = 0; i < NBUF; i++)
@@ -316,8 +388,10 @@ static gemma_status g3_scratch_create(const gemma_model *m, int32_t n_batch, int
     s->x = bufs[0]; s->h = bufs[1]; s->q = bufs[2]; s->k = bufs[3]; s->v = bufs[4];
     s->att = bufs[5]; s->o = bufs[6]; s->gate = bufs[7]; s->up = bufs[8]; s->cs = bufs[9];
     s->scores = bufs[10];
-    s->p16 = (uint16_t *)bufs[11];
-    s->q16 = (uint16_t *)bufs[12];
+    s->qr = bufs[11];
+    s->attn_tmp = bufs[12];
+    s->q_block = (int32_t)QB;
+    s->rope_stride = B * hd;
     s->n_batch = n_batch;
     s->n_ctx = n_ctx;
     s->nth = n_threads;
@@ -325,35 +399,117 @@ static gemma_status g3_scratch_create(const gemma_model *m, int32_t n_batch, int
     return GEMMA_OK;
 }
 
-static void norm_rows(float *y, const float *x, const float *w, int32_t n, int64_t dim, float eps)
+/* The RoPE table (cos, sin pairs of every token of the batch) for this layer's frequencies:
+ * computed by the first layer that uses them in this forward pass. */
+static const float *rope_table(g3_scratch *s, const gm_layer_geom *g, const gm_batch *b)
 {
-    for (int32_t t = 0; t < n; t++)
-        gm_rmsnorm(y + (size_t)t * (size_t)dim, x + (size_t)t * (size_t)dim, w, dim, eps);
+    for (int i = 0; i < G3_ROPE_SLOTS; i++) {
+        const g3_rope_slot *r = &s->rope[i];
+        if (r->valid && r->base == g->rope_base && r->freq_scale == g->rope_freq_scale &&
+            r->factors == g->rope_freq_factors)
+            return s->cs + (size_t)i * (size_t)s->rope_stride;
+    }
+    const int i = s->rope_next;
+    s->rope_next = (i + 1) % G3_ROPE_SLOTS;
+    s->rope[i] = (g3_rope_slot){g->rope_base, g->rope_freq_scale, g->rope_freq_factors, true};
+    float *cs = s->cs + (size_t)i * (size_t)s->rope_stride;
+    for (int32_t t = 0; t < b->n; t++)
+        gm_rope_cache(cs + (size_t)t * (size_t)g->n_rot, b->pos0 + t, g->n_rot, g->rope_base,
+                      g->rope_freq_scale, g->rope_freq_factors);
+    return cs;
 }
 
-static void add_rows(float *x, const float *y, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++)
-        x[i] += y[i];
-}
-
-/* Q/K norms, RoPE, Q scaling and the cache write of one token. */
-static void qk_token(const gemma_model *m, const g3_layer *L, const gm_layer_geom *g, g3_scratch *s,
-                     gm_kvcache *kv, int32_t il, int32_t t, int32_t pos)
+/* Q/K norms, RoPE (cs: this token's table), Q scaling and the cache write of one token. */
+static void qk_token(const gemma_model *m, const gm_kernels *kern, const g3_layer *L, const gm_layer_geom *g,
+                     g3_scratch *s, gm_kvcache *kv, int32_t il, int32_t t, int32_t pos, const float *cs)
 {
     const int32_t hd = g->head_dim;
     const size_t qd = (size_t)g->n_head * (size_t)hd, kvd = (size_t)g->n_head_kv * (size_t)hd;
     float *q = s->q + (size_t)t * qd, *k = s->k + (size_t)t * kvd, *v = s->v + (size_t)t * kvd;
     for (int32_t h = 0; h < g->n_head; h++)
-        gm_rmsnorm(q + (size_t)h * (size_t)hd, q + (size_t)h * (size_t)hd, L->q_norm, hd, m->hp.rms_eps);
+        gm_rmsnorm_k(kern, q + (size_t)h * (size_t)hd, q + (size_t)h * (size_t)hd, L->q_norm, hd, m->hp.rms_eps);
     for (int32_t h = 0; h < g->n_head_kv; h++)
-        gm_rmsnorm(k + (size_t)h * (size_t)hd, k + (size_t)h * (size_t)hd, L->k_norm, hd, m->hp.rms_eps);
-    gm_rope_cache(s->cs, pos, g->n_rot, g->rope_base, g->rope_freq_scale, g->rope_freq_factors);
-    gm_rope_neox(q, g->n_head, hd, g->n_rot, s->cs);
-    gm_rope_neox(k, g->n_head_kv, hd, g->n_rot, s->cs);
+        gm_rmsnorm_k(kern, k + (size_t)h * (size_t)hd, k + (size_t)h * (size_t)hd, L->k_norm, hd, m->hp.rms_eps);
+    gm_rope_neox(q, g->n_head, hd, g->n_rot, cs);
+    gm_rope_neox(k, g->n_head_kv, hd, g->n_rot, cs);
     for (size_t i = 0; i < qd; i++)
         q[i] *= g->attn_scale;
     gm_kvcache_store(kv, il, pos, k, v);
+}
+
+/* Row-wise work of a batch, split over the pool's threads by token for prompts (a decode
+ * step's rows are too small to be worth waking the pool). */
+typedef enum { ROWS_NORM, ROWS_NORM_ADD, ROWS_QK, ROWS_GEGLU } rows_kind;
+
+typedef struct rows_task {
+    rows_kind kind;
+    int32_t n;
+    const gm_kernels *kern;
+    /* NORM: y = rmsnorm(x) * w; NORM_ADD: also acc += y; GEGLU: y = gelu(y) * x (tab) */
+    float *y, *acc;
+    const float *x, *w;
+    int64_t dim;
+    float eps;
+    const uint16_t *tab;
+    /* QK */
+    const gemma_model *m;
+    const g3_layer *L;
+    const gm_layer_geom *g;
+    g3_scratch *s;
+    gm_kvcache *kv;
+    int32_t il, pos0;
+    const float *cs;
+} rows_task;
+
+static void rows_range(const rows_task *r, int32_t t0, int32_t t1)
+{
+    const size_t d = (size_t)r->dim;
+    switch (r->kind) {
+    case ROWS_NORM:
+    case ROWS_NORM_ADD:
+        for (int32_t t = t0; t < t1; t++) {
+            float *y = r->y + (size_t)t * d;
+            gm_rmsnorm_k(r->kern, y, r->x + (size_t)t * d, r->w, r->dim, r->eps);
+            if (r->kind == ROWS_NORM_ADD) {
+                float *a = r->acc + (size_t)t * d;
+                for (size_t i = 0; i < d; i++)
+                    a[i] += y[i];
+            }
+        }
+        break;
+    case ROWS_QK:
+        for (int32_t t = t0; t < t1; t++)
+            qk_token(r->m, r->kern, r->L, r->g, r->s, r->kv, r->il, t, r->pos0 + t,
+                     r->cs + (size_t)t * (size_t)r->g->n_rot);
+        break;
+    case ROWS_GEGLU:
+        gm_geglu_k(r->kern, r->y + (size_t)t0 * d, r->y + (size_t)t0 * d, r->x + (size_t)t0 * d,
+                   (int64_t)(t1 - t0) * r->dim, r->tab);
+        break;
+    }
+}
+
+static void rows_fn(void *p, int ith, int nth)
+{
+    const rows_task *r = p;
+    rows_range(r, (int32_t)((int64_t)r->n * ith / nth), (int32_t)((int64_t)r->n * (ith + 1) / nth));
+}
+
+static void run_rows(gm_compute *c, rows_task *r)
+{
+    if (r->n >= 4 && gm_compute_threads(c) > 1)
+        gm_parallel(c, rows_fn, r);
+    else
+        rows_range(r, 0, r->n);
+}
+
+/* y = rmsnorm(x) * w row by row; with acc, also acc += y. */
+static void norm_rows(gm_compute *c, float *y, const float *x, const float *w, int32_t n, int64_t dim, float eps,
+                      float *acc)
+{
+    rows_task r = {.kind = acc ? ROWS_NORM_ADD : ROWS_NORM, .n = n, .kern = gm_compute_kernels(c), .y = y,
+                   .acc = acc, .x = x, .w = w, .dim = dim, .eps = eps};
+    run_rows(c, &r);
 }
 
 static gemma_status attn_block(const gemma_model *m, const g3_layer *L, int32_t il, gm_exec *ex,
@@ -362,27 +518,36 @@ static gemma_status attn_block(const gemma_model *m, const g3_layer *L, int32_t 
     const gm_layer_geom *g = &m->layers[il];
     g3_scratch *s = ex->scratch;
     const int32_t n = b->n, E = m->hp.n_embd;
+    const gm_kernels *kern = gm_compute_kernels(ex->c);
     gemma_status st;
-    norm_rows(s->h, s->x, L->attn_norm, n, E, m->hp.rms_eps);
-    if ((st = gm_matmul(ex->c, L->wq, s->h, n, s->q)) || (st = gm_matmul(ex->c, L->wk, s->h, n, s->k)) ||
-        (st = gm_matmul(ex->c, L->wv, s->h, n, s->v)))
+    norm_rows(ex->c, s->h, s->x, L->attn_norm, n, E, m->hp.rms_eps, NULL);
+    PROF(s, ATTN_NORM);
+    const gm_tensor *const wqkv[3] = {L->wq, L->wk, L->wv};
+    float *const yqkv[3] = {s->q, s->k, s->v};
+    if ((st = gm_matmul_multi(ex->c, wqkv, 3, s->h, n, yqkv)))
         return st;
-    for (int32_t t = 0; t < n; t++)
-        qk_token(m, L, g, s, ex->kv, il, t, b->pos0 + t);
+    PROF(s, QKV);
+    const float *cs = rope_table(s, g, b);
+    rows_task qk = {.kind = ROWS_QK, .n = n, .kern = kern, .m = m, .L = L, .g = g, .s = s, .kv = ex->kv,
+                    .il = il, .pos0 = b->pos0, .cs = cs};
+    run_rows(ex->c, &qk);
+    PROF(s, QK_ROPE);
     const gm_kv_layer *kl = &ex->kv->layer[g->kv_src];
     const size_t qd = (size_t)g->n_head * (size_t)g->head_dim;
     gm_attn a = {
         .q = s->q, .q_stride = qd, .out = s->att, .out_stride = qd, .n_tok = n, .pos0 = b->pos0,
         .n_head = g->n_head, .n_head_kv = g->n_head_kv, .head_dim = g->head_dim,
         .n_swa = g->is_swa ? m->hp.n_swa : 0, .k = kl->k, .vt = kl->vt, .cells = kl->cells,
-        .scores = s->scores, .p16 = s->p16, .q16 = s->q16, .max_keys = s->n_ctx,
-        .kern = gm_compute_kernels(ex->c),
+        .q_block = s->q_block, .scores = s->scores, .qr = s->qr, .tmp = s->attn_tmp,
+        .max_keys = s->n_ctx, .kern = kern,
     };
     gm_parallel(ex->c, gm_attn_task, &a);
+    PROF(s, ATTN);
     if ((st = gm_matmul(ex->c, L->wo, s->att, n, s->o)))
         return st;
-    norm_rows(s->o, s->o, L->post_attn_norm, n, E, m->hp.rms_eps);
-    add_rows(s->x, s->o, (int64_t)n * E);
+    PROF(s, WO);
+    norm_rows(ex->c, s->o, s->o, L->post_attn_norm, n, E, m->hp.rms_eps, s->x);
+    PROF(s, POST_ATTN);
     return GEMMA_OK;
 }
 
@@ -392,15 +557,24 @@ static gemma_status ffn_block(const gemma_model *m, const g3_layer *L, int32_t i
     g3_scratch *s = ex->scratch;
     const int32_t n = b->n, E = m->hp.n_embd;
     const int64_t F = m->layers[il].n_ff;
+    const gm_kernels *kern = gm_compute_kernels(ex->c);
     gemma_status st;
-    norm_rows(s->h, s->x, L->ffn_norm, n, E, m->hp.rms_eps);
-    if ((st = gm_matmul(ex->c, L->gate, s->h, n, s->gate)) || (st = gm_matmul(ex->c, L->up, s->h, n, s->up)))
+    norm_rows(ex->c, s->h, s->x, L->ffn_norm, n, E, m->hp.rms_eps, NULL);
+    PROF(s, FFN_NORM);
+    const gm_tensor *const wgu[2] = {L->gate, L->up};
+    float *const ygu[2] = {s->gate, s->up};
+    if ((st = gm_matmul_multi(ex->c, wgu, 2, s->h, n, ygu)))
         return st;
-    gm_geglu(s->gate, s->gate, s->up, (int64_t)n * F, m->gelu_f16);
+    PROF(s, GATE_UP);
+    rows_task gg = {.kind = ROWS_GEGLU, .n = n, .kern = kern, .y = s->gate, .x = s->up, .dim = F,
+                    .tab = m->gelu_f16};
+    run_rows(ex->c, &gg);
+    PROF(s, GEGLU);
     if ((st = gm_matmul(ex->c, L->down, s->gate, n, s->o)))
         return st;
-    norm_rows(s->o, s->o, L->post_ffw_norm, n, E, m->hp.rms_eps);
-    add_rows(s->x, s->o, (int64_t)n * E);
+    PROF(s, DOWN);
+    norm_rows(ex->c, s->o, s->o, L->post_ffw_norm, n, E, m->hp.rms_eps, s->x);
+    PROF(s, POST_FFN);
     return GEMMA_OK;
 }
 
@@ -412,6 +586,9 @@ static gemma_status g3_forward(const gemma_model *m, gm_exec *ex, const gm_batch
     if (n < 1 || n > s->n_batch || b->pos0 < 0 || b->pos0 + n > s->n_ctx)
         return gm_fail(err, GEMMA_E_INTERNAL, "forward: batch of %d at %d does not fit", (int)n, (int)b->pos0);
     const float emb_scale = sqrtf((float)E);
+#ifdef GM_PROFILE
+    prof_begin(s, n);
+#endif
     for (int32_t t = 0; t < n; t++) {
         gemma_token id = b->tokens[t];
         if (id < 0 || id >= m->hp.n_vocab)
@@ -422,6 +599,9 @@ static gemma_status g3_forward(const gemma_model *m, gm_exec *ex, const gm_batch
         for (int32_t i = 0; i < E; i++)
             x[i] *= emb_scale;
     }
+    PROF(s, EMBED);
+    for (int i = 0; i < G3_ROPE_SLOTS; i++)
+        s->rope[i].valid = false;
     gemma_status st;
     for (int32_t il = 0; il < m->hp.n_layer; il++) {
         if (ex->cancel && atomic_load_explicit(ex->cancel, memory_order_relaxed))
@@ -432,11 +612,14 @@ static gemma_status g3_forward(const gemma_model *m, gm_exec *ex, const gm_batch
     }
     /* Final norm and LM head only for the rows asked for. */
     const int32_t first = b->logits_all ? 0 : n - 1, n_out = n - first;
-    norm_rows(s->h, s->x + (size_t)first * (size_t)E, w->output_norm, n_out, E, m->hp.rms_eps);
+    norm_rows(ex->c, s->h, s->x + (size_t)first * (size_t)E, w->output_norm, n_out, E, m->hp.rms_eps, NULL);
+    PROF(s, OUT_NORM);
     if ((st = gm_matmul(ex->c, w->output, s->h, n_out, b->logits)))
         return gm_fail(err, st, "output projection: %s", gemma_strerror(st));
+    PROF(s, LM_HEAD);
     if (m->hp.final_softcap > 0.0f)
         gm_softcap(b->logits, (int64_t)n_out * m->hp.n_vocab, m->hp.final_softcap);
+    PROF(s, SOFTCAP);
     return GEMMA_OK;
 }
 

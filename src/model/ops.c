@@ -108,58 +108,118 @@ void gm_f16_to_f32_row(float *y, const uint16_t *x, int64_t n)
         y[i] = gm_f16_to_f32_fast(x[i]);
 }
 
-/* F16 x F16 dot with F32 accumulation: the ISA kernel when there is one. */
-static float dot_f16(const gm_kernels *k, const uint16_t *a, const uint16_t *b, int64_t n)
+/* Kernel-table versions of the ops above: the same results (sums of squares up to double
+ * rounding), through the ISA code when the table has it. */
+void gm_rmsnorm_k(const gm_kernels *k, float *y, const float *x, const float *w, int64_t n, float eps)
 {
-    if (n <= 0)
-        return 0.0f;
-    if (k && k->type[GM_TYPE_F16].vec_dot) {
-        float s;
-        k->type[GM_TYPE_F16].vec_dot(n, &s, a, b);
-        return s;
+    if (!k || !k->op.sum_sq || !k->op.scale_mul) {
+        gm_rmsnorm(y, x, w, n, eps);
+        return;
     }
-    float s = 0.0f;
-    for (int64_t i = 0; i < n; i++)
-        s += gm_f16_to_f32(a[i]) * gm_f16_to_f32(b[i]);
-    return s;
+    const float mean = (float)(k->op.sum_sq(x, n) / (double)n);
+    k->op.scale_mul(y, x, 1.0f / sqrtf(mean + eps), w, n);
 }
 
-/* One query head of one token: scores over the visible keys, softmax, then V. Keys are
- * visited in position order; a ring cache may wrap once, giving two cell segments. */
-static void attn_one(const gm_attn *a, int32_t t, int32_t h, int ith)
+void gm_geglu_k(const gm_kernels *k, float *y, const float *gate, const float *up, int64_t n,
+                const uint16_t *tab)
+{
+    if (k && k->op.geglu)
+        k->op.geglu(y, gate, up, n, tab);
+    else
+        gm_geglu(y, gate, up, n, tab);
+}
+
+/* x = F32(F16(x)): values about to enter an F16 product. */
+static void round_f16(const gm_kernels *k, float *x, int64_t n)
+{
+    if (k && k->op.round_f16) {
+        k->op.round_f16(x, n);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++)
+        x[i] = gm_f16_to_f32_fast(gm_f16_from_f32_fast(x[i]));
+}
+
+/* y[c*ldy + r] = dot(F16 row r of w, F32 row c of a) over n elements (row strides in
+ * elements): the ISA tile kernel when there is one. */
+static void gemm_f16_f32(const gm_kernels *k, int64_t n, const uint16_t *w, size_t ldw, const float *a,
+                         size_t lda, float *y, size_t ldy, int nr, int nc)
+{
+    if (k && k->op.gemm_f16_f32 && n > 0) {
+        k->op.gemm_f16_f32(n, w, ldw, a, lda, y, ldy, nr, nc);
+        return;
+    }
+    for (int c = 0; c < nc; c++)
+        for (int r = 0; r < nr; r++) {
+            float acc = 0.0f;
+            for (int64_t i = 0; i < n; i++)
+                acc += gm_f16_to_f32_fast(w[(size_t)r * ldw + (size_t)i]) * a[(size_t)c * lda + (size_t)i];
+            y[(size_t)c * ldy + (size_t)r] = acc;
+        }
+}
+
+/* First key position visible from query position p. */
+static int32_t first_key(const gm_attn *a, int32_t p)
+{
+    return (a->n_swa > 0 && p - a->n_swa + 1 > 0) ? p - a->n_swa + 1 : 0;
+}
+
+/* One query head for a block of tq consecutive tokens from t0. The block sees keys
+ * [k_lo, k_hi] (the union of its queries' ranges); scores of the whole block come from one
+ * tile product, then each query's softmax runs over exactly its own visible keys and the
+ * others get probability 0. Q and the probabilities are rounded to F16 (as ggml does
+ * against an F16 cache) but kept as floats, so only the cache side needs converting. Keys
+ * sit in one or two cell segments (a ring may wrap). */
+static void attn_block(const gm_attn *a, int32_t t0, int32_t tq, int32_t h, int ith)
 {
     const int32_t hd = a->head_dim;
-    const int32_t p = a->pos0 + t;
-    const int32_t k0 = (a->n_swa > 0 && p - a->n_swa + 1 > 0) ? p - a->n_swa + 1 : 0;
-    const int32_t nk = p - k0 + 1;
+    const int32_t k_lo = first_key(a, a->pos0 + t0), k_hi = a->pos0 + t0 + tq - 1;
+    const int32_t nk = k_hi - k_lo + 1;
     const int32_t g = h / (a->n_head / a->n_head_kv);
-    const size_t kv_dim = (size_t)a->n_head_kv * (size_t)hd;
-    float *s = a->scores + (size_t)ith * (size_t)a->max_keys;
-    uint16_t *p16 = a->p16 + (size_t)ith * (size_t)a->max_keys;
-    uint16_t *q16 = a->q16 + (size_t)ith * (size_t)hd;
+    const size_t kv_dim = (size_t)a->n_head_kv * (size_t)hd, blk = (size_t)a->q_block;
+    float *s = a->scores + (size_t)ith * blk * (size_t)a->max_keys;
+    float *q = a->qr + (size_t)ith * blk * (size_t)hd;
+    float *tmp = a->tmp + (size_t)ith * blk * (size_t)hd;
+    const int32_t c0 = k_lo % a->cells;
+    const int32_t len1 = nk < a->cells - c0 ? nk : a->cells - c0, len2 = nk - len1;
 
-    /* Q is rounded to F16 before the QK dot, as ggml does against an F16 cache. */
-    gm_f32_to_f16_row(q16, a->q + (size_t)t * a->q_stride + (size_t)h * (size_t)hd, hd);
-    for (int32_t i = 0; i < nk; i++) {
-        const int32_t cell = (k0 + i) % a->cells;
-        s[i] = dot_f16(a->kern, a->k + (size_t)cell * kv_dim + (size_t)g * (size_t)hd, q16, hd);
+    for (int32_t i = 0; i < tq; i++) {
+        memcpy(q + (size_t)i * (size_t)hd, a->q + (size_t)(t0 + i) * a->q_stride + (size_t)h * (size_t)hd,
+               (size_t)hd * sizeof(float));
     }
-    gm_softmax(s, nk);
-    gm_f32_to_f16_row(p16, s, nk); /* probabilities enter the V product as F16 */
-
-    const int32_t c0 = k0 % a->cells;
-    const int32_t len1 = nk < a->cells - c0 ? nk : a->cells - c0;
-    float *o = a->out + (size_t)t * a->out_stride + (size_t)h * (size_t)hd;
-    for (int32_t d = 0; d < hd; d++) {
-        const uint16_t *row = a->vt + ((size_t)g * (size_t)hd + (size_t)d) * (size_t)a->cells;
-        o[d] = dot_f16(a->kern, row + c0, p16, len1) + dot_f16(a->kern, row, p16 + len1, nk - len1);
+    round_f16(a->kern, q, (int64_t)tq * hd);
+    const uint16_t *kg = a->k + (size_t)g * (size_t)hd;
+    gemm_f16_f32(a->kern, hd, kg + (size_t)c0 * kv_dim, kv_dim, q, (size_t)hd, s, (size_t)nk, len1, tq);
+    if (len2 > 0)
+        gemm_f16_f32(a->kern, hd, kg, kv_dim, q, (size_t)hd, s + len1, (size_t)nk, len2, tq);
+    for (int32_t i = 0; i < tq; i++) {
+        const int32_t p = a->pos0 + t0 + i, lo = first_key(a, p) - k_lo, hi = p - k_lo + 1;
+        float *si = s + (size_t)i * (size_t)nk;
+        gm_softmax(si + lo, hi - lo);
+        round_f16(a->kern, si + lo, hi - lo);
+        memset(si, 0, (size_t)lo * sizeof(float));
+        memset(si + hi, 0, (size_t)(nk - hi) * sizeof(float));
+    }
+    const uint16_t *vg = a->vt + (size_t)g * (size_t)hd * (size_t)a->cells;
+    float *o = a->out + (size_t)t0 * a->out_stride + (size_t)h * (size_t)hd;
+    gemm_f16_f32(a->kern, len1, vg + c0, (size_t)a->cells, s, (size_t)nk, o, a->out_stride, hd, tq);
+    if (len2 > 0) {
+        gemm_f16_f32(a->kern, len2, vg, (size_t)a->cells, s + len1, (size_t)nk, tmp, (size_t)hd, hd, tq);
+        for (int32_t i = 0; i < tq; i++)
+            for (int32_t d = 0; d < hd; d++)
+                o[(size_t)i * a->out_stride + (size_t)d] += tmp[(size_t)i * (size_t)hd + (size_t)d];
     }
 }
 
 void gm_attn_task(void *arg, int ith, int nth)
 {
     const gm_attn *a = arg;
-    const int64_t jobs = (int64_t)a->n_tok * a->n_head;
-    for (int64_t j = ith; j < jobs; j += nth)
-        attn_one(a, (int32_t)(j / a->n_head), (int32_t)(j % a->n_head), ith);
+    const int32_t nb = (a->n_tok + a->q_block - 1) / a->q_block;
+    /* Later blocks see more keys: hand them out first, interleaved over threads. */
+    const int64_t jobs = (int64_t)nb * a->n_head;
+    for (int64_t j = ith; j < jobs; j += nth) {
+        const int32_t b = nb - 1 - (int32_t)(j / a->n_head), h = (int32_t)(j % a->n_head);
+        const int32_t t0 = b * a->q_block;
+        attn_block(a, t0, GM_MIN(a->q_block, a->n_tok - t0), h, ith);
+    }
 }

@@ -69,6 +69,11 @@ static inline float gm_f16_to_f32_fast(uint16_t h)
 void gm_f32_to_f16_row(uint16_t *y, const float *x, int64_t n);
 void gm_f16_to_f32_row(float *y, const uint16_t *x, int64_t n);
 
+/* The same ops through the kernel table's ISA versions (k may be NULL: the scalar code). */
+void gm_rmsnorm_k(const gm_kernels *k, float *y, const float *x, const float *w, int64_t n, float eps);
+void gm_geglu_k(const gm_kernels *k, float *y, const float *gate, const float *up, int64_t n,
+                const uint16_t *tab);
+
 /* Attention of a batch of queries over an F16 KV cache. */
 typedef struct gm_attn {
     const float *q;       /* [n_tok][n_head * head_dim], already scaled */
@@ -81,15 +86,18 @@ typedef struct gm_attn {
     const uint16_t *k;    /* [cells][n_head_kv * head_dim] */
     const uint16_t *vt;   /* [n_head_kv * head_dim][cells] (transposed) */
     int32_t cells;        /* position p lives in cell p % cells */
-    /* Per-thread work: scores (max_keys floats), probabilities and Q (F16). */
-    float *scores;        /* nth * max_keys */
-    uint16_t *p16;        /* nth * max_keys */
-    uint16_t *q16;        /* nth * head_dim */
+    /* Queries are taken q_block tokens at a time. Per-thread work: scores (then
+     * probabilities), F16-rounded Q and a partial output. */
+    int32_t q_block;
+    float *scores;        /* nth * q_block * max_keys */
+    float *qr;            /* nth * q_block * head_dim */
+    float *tmp;           /* nth * q_block * head_dim */
     int32_t max_keys;
     const gm_kernels *kern;
 } gm_attn;
 
-/* Task for gm_parallel: one (token, head) pair at a time, interleaved over threads. */
+/* Task for gm_parallel: one (block of q_block tokens, head) pair at a time, interleaved
+ * over threads. Same numerics as one query at a time (masks, F16 Q and probabilities). */
 void gm_attn_task(void *arg, int ith, int nth);
 
 #endif

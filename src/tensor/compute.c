@@ -347,6 +347,89 @@ gemma_status gm_matmul(gm_compute *c, const gm_tensor *W, const float *x, int n_
     return gm_matmul_rows(c, W, 0, W->ne[1], x, n_tok, y);
 }
 
+#define MULTI_MAX 4
+
+typedef struct multi_task {
+    mm_task t[MULTI_MAX];
+    int64_t end[MULTI_MAX]; /* cumulative unit counts */
+    int n;
+    _Atomic int64_t next;
+} multi_task;
+
+static void multi_task_fn(void *p, int ith, int nth)
+{
+    (void)ith;
+    (void)nth;
+    multi_task *m = p;
+    for (;;) {
+        int64_t u = atomic_fetch_add_explicit(&m->next, 1, memory_order_relaxed);
+        int i = 0;
+        while (i < m->n && u >= m->end[i])
+            i++;
+        if (i == m->n)
+            return;
+        const mm_task *t = &m->t[i];
+        int64_t r0 = (u - (i ? m->end[i - 1] : 0)) * t->units_r, r1 = GM_MIN(r0 + t->units_r, t->rows);
+        mm_block(t, r0, (int)(r1 - r0), 0, t->n_tok);
+    }
+}
+
+gemma_status gm_matmul_multi(gm_compute *c, const gm_tensor *const *W, int n_w, const float *x, int n_tok,
+                             float *const *y)
+{
+    bool fuse = n_w > 1 && n_w <= MULTI_MAX && n_tok < DECODE_MAX_TOK && W[0]->type != GM_TYPE_F32;
+    for (int i = 1; fuse && i < n_w; i++)
+        fuse = W[i]->type == W[0]->type && W[i]->ne[0] == W[0]->ne[0];
+    if (!fuse) {
+        for (int i = 0; i < n_w; i++) {
+            gemma_status st = gm_matmul(c, W[i], x, n_tok, y[i]);
+            if (st)
+                return st;
+        }
+        return GEMMA_OK;
+    }
+    /* Decode: quantize x once, then one pool wake-up for all the mat-vecs, their row
+     * chunks taken from one counter (no barrier between the matrices). */
+    const gm_type_traits *tt = gm_type_get((uint32_t)W[0]->type);
+    const int64_t K = W[0]->ne[0];
+    if (!tt || !tt->weight || K <= 0 || K % tt->blck)
+        return GEMMA_E_INVALID_ARG;
+    const gm_type_traits *at = gm_type_get((uint32_t)tt->vec_dot_type);
+    if (!at || K % at->blck)
+        return GEMMA_E_INVALID_ARG;
+    const gm_type_kernels *tk = &c->kern.type[W[0]->type];
+    if (!tk->vec_dot)
+        return GEMMA_E_UNSUPPORTED;
+    multi_task m;
+    memset(&m, 0, sizeof m);
+    const size_t lda = gm_row_size(at, K);
+    if (scratch_reserve(c, lda * (size_t)n_tok) != GEMMA_OK)
+        return GEMMA_E_NOMEM;
+    for (int i = 0; i < n_w; i++) {
+        mm_task *t = &m.t[i];
+        t->tk = tk;
+        t->ldw = W[i]->row_bytes;
+        t->w = W[i]->data;
+        t->K = K;
+        t->rows = W[i]->ne[1];
+        t->x = x;
+        t->act = c->scratch;
+        t->lda = lda;
+        t->n_tok = n_tok;
+        t->y = y[i];
+        t->ldy = (size_t)t->rows;
+        int64_t quads = (t->rows + 3) / 4, chunks = GM_MIN((int64_t)c->n_threads * MATVEC_CHUNKS, quads);
+        t->units_r = (quads + chunks - 1) / chunks * 4;
+        t->n_units = (t->rows + t->units_r - 1) / t->units_r;
+        m.end[i] = (i ? m.end[i - 1] : 0) + t->n_units;
+    }
+    m.n = n_w;
+    quant_task(&m.t[0], 0, 1);
+    atomic_store(&m.next, 0);
+    gm_parallel(c, multi_task_fn, &m);
+    return GEMMA_OK;
+}
+
 void gm_tensor_get_row(const gm_tensor *W, int64_t r, float *out)
 {
     gm_dequant_row_ref(W->type, (const uint8_t *)W->data + (size_t)r * W->row_bytes, out,

@@ -38,6 +38,11 @@ void gm_parallel(gm_compute *c, gm_task_fn fn, void *arg);
  * threads. Returns GEMMA_E_NOMEM if scratch cannot grow. */
 gemma_status gm_matmul(gm_compute *c, const gm_tensor *W, const float *x, int n_tok, float *y);
 
+/* y[i] = W[i] x for n_w (<= 4) matrices sharing x: for a few tokens and matrices of one
+ * type and row length, one quantization and one pool wake-up for all; else gm_matmul each. */
+gemma_status gm_matmul_multi(gm_compute *c, const gm_tensor *const *W, int n_w, const float *x, int n_tok,
+                             float *const *y);
+
 /* Same, for rows [r0, r1) of W only (y has r1-r0 columns per token). */
 gemma_status gm_matmul_rows(gm_compute *c, const gm_tensor *W, int64_t r0, int64_t r1,
                             const float *x, int n_tok, float *y);

@@ -387,8 +387,147 @@ GEMM_DRIVER(q6_k, kq_tile, F_Q6_K, QK_K)
         (k)->type[GM_TYPE_##T].gemm = NAME##_gemm;                                        \
     } while (0)
 
+/* ---- element-wise ops (scalar oracle: src/model/ops.c) ---------------------------------- */
+
+static double op_sum_sq(const float *x, int64_t n)
+{
+    __m256d s0 = _mm256_setzero_pd(), s1 = s0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        const __m256 q = _mm256_mul_ps(v, v); /* float squares, as the scalar loop */
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(q)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(q, 1)));
+    }
+    __m256d s = _mm256_add_pd(s0, s1);
+    __m128d h = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+    double r = _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+    for (; i < n; i++)
+        r += (double)(x[i] * x[i]);
+    return r;
+}
+
+static void op_scale_mul(float *y, const float *x, float scale, const float *w, int64_t n)
+{
+    const __m256 vs = _mm256_set1_ps(scale);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), vs);
+        if (w)
+            v = _mm256_mul_ps(v, _mm256_loadu_ps(w + i));
+        _mm256_storeu_ps(y + i, v);
+    }
+    for (; i < n; i++)
+        y[i] = w ? (x[i] * scale) * w[i] : x[i] * scale;
+}
+
+/* As the AVX-512 version: a masked 32-bit gather at 2-byte granularity, only for lanes in
+ * (-10, 10), so the last entry's neighbour past the table is never read. */
+static void op_geglu(float *y, const float *gate, const float *up, int64_t n, const uint16_t *tab)
+{
+    const __m256 lo = _mm256_set1_ps(-10.0f), hi = _mm256_set1_ps(10.0f);
+    const __m256i m16 = _mm256_set1_epi32(0xFFFF);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 g = _mm256_loadu_ps(gate + i);
+        const __m256 big = _mm256_or_ps(_mm256_cmp_ps(g, hi, _CMP_GE_OQ), _mm256_cmp_ps(g, g, _CMP_UNORD_Q));
+        const __m256 mid = _mm256_and_ps(_mm256_cmp_ps(g, lo, _CMP_GT_OQ), _mm256_cmp_ps(g, hi, _CMP_LT_OQ));
+        const __m256i idx = _mm256_cvtepu16_epi32(_mm256_cvtps_ph(g, _MM_FROUND_TO_NEAREST_INT));
+        __m256i t = _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), (const int *)tab, idx,
+                                                _mm256_castps_si256(mid), 2);
+        t = _mm256_and_si256(t, m16);
+        /* pack the low halves of the 8 lanes into 8 F16 values */
+        const __m128i h = _mm_packus_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+        __m256 a = _mm256_and_ps(_mm256_cvtph_ps(h), mid);
+        a = _mm256_blendv_ps(a, g, big);
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(a, _mm256_loadu_ps(up + i)));
+    }
+    for (; i < n; i++) {
+        const float g = gate[i];
+        float a;
+        if (g <= -10.0f)
+            a = 0.0f;
+        else if (g >= 10.0f || g != g)
+            a = g;
+        else
+            a = _cvtsh_ss(tab[(uint16_t)_cvtss_sh(g, 0)]);
+        y[i] = a * up[i];
+    }
+}
+
+static void op_round_f16(float *x, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
+    for (; i < n; i++)
+        x[i] = _cvtsh_ss((uint16_t)_cvtss_sh(x[i], 0));
+}
+
+/* F16 rows against F32 rows, 4 x 2 tiles; the tail (n % 8) in scalar code. */
+static inline __attribute__((always_inline)) void f16f32_tile(const int R, const int C, int64_t n, const uint16_t *w,
+                                                              size_t ldw, const float *a, size_t lda, float *y,
+                                                              size_t ldy)
+{
+    __m256 acc[4][2], wv[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++)
+            acc[r][c] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+    #pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+            wv[r] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + (size_t)r * ldw + i)));
+#pragma GCC unroll 2
+        for (int c = 0; c < C; c++) {
+            const __m256 av = _mm256_loadu_ps(a + (size_t)c * lda + i);
+        #pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+                acc[r][c] = _mm256_fmadd_ps(wv[r], av, acc[r][c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int c = 0; c < C; c++) {
+            float s = hsum(acc[r][c]);
+            for (int64_t j = i; j < n; j++)
+                s += _cvtsh_ss(w[(size_t)r * ldw + (size_t)j]) * a[(size_t)c * lda + (size_t)j];
+            y[(size_t)c * ldy + (size_t)r] = s;
+        }
+}
+
+static void op_gemm_f16_f32(int64_t n, const uint16_t *w, size_t ldw, const float *a, size_t lda, float *y,
+                            size_t ldy, int nr, int nc)
+{
+    for (int r = 0; r < nr;) {
+        const int R = nr - r >= 4 ? 4 : 1;
+        for (int c = 0; c < nc; c += 2) {
+            const uint16_t *wr = w + (size_t)r * ldw;
+            const float *ac = a + (size_t)c * lda;
+            float *yc = y + (size_t)c * ldy + (size_t)r;
+            const bool two = nc - c >= 2;
+            if (R == 4 && two)
+                f16f32_tile(4, 2, n, wr, ldw, ac, lda, yc, ldy);
+            else if (R == 4)
+                f16f32_tile(4, 1, n, wr, ldw, ac, lda, yc, ldy);
+            else if (two)
+                f16f32_tile(1, 2, n, wr, ldw, ac, lda, yc, ldy);
+            else
+                f16f32_tile(1, 1, n, wr, ldw, ac, lda, yc, ldy);
+        }
+        r += R;
+    }
+}
+
 void gm_kernels_install_avx2(gm_kernels *k)
 {
+    k->op.round_f16 = op_round_f16;
+    k->op.gemm_f16_f32 = op_gemm_f16_f32;
+    k->op.sum_sq = op_sum_sq;
+    k->op.scale_mul = op_scale_mul;
+    k->op.geglu = op_geglu;
     k->type[GM_TYPE_F32].vec_dot = dot_f32;
     k->type[GM_TYPE_F16].quantize = quant_f16;
     k->type[GM_TYPE_F16].vec_dot = dot_f16;

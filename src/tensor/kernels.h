@@ -44,9 +44,27 @@ typedef struct gm_type_kernels {
                  size_t ldy, int nr, int nc);
 } gm_type_kernels;
 
+/* Element-wise operations of the forward pass (src/model/ops.c). NULL entries mean the
+ * portable C in ops.c, which is also the test oracle for every ISA version. */
+typedef struct gm_op_kernels {
+    /* Sum of the float squares x[i]*x[i], accumulated in double (RMS norm). */
+    double (*sum_sq)(const float *x, int64_t n);
+    /* y[i] = (x[i] * scale) * w[i], or x[i] * scale when w is NULL; y may alias x. */
+    void (*scale_mul)(float *y, const float *x, float scale, const float *w, int64_t n);
+    /* y[i] = gelu(gate[i]) * up[i], gelu from the 65536-entry F16 table as gm_geglu. */
+    void (*geglu)(float *y, const float *gate, const float *up, int64_t n, const uint16_t *tab);
+    /* x[i] = F32(F16(x[i])), round to nearest even (values enter an F16 product). */
+    void (*round_f16)(float *x, int64_t n);
+    /* Attention tiles: y[c*ldy + r] = dot(F16 row r of w, F32 row c of a), n elements,
+     * row strides in elements, F32 accumulation. */
+    void (*gemm_f16_f32)(int64_t n, const uint16_t *w, size_t ldw, const float *a, size_t lda, float *y,
+                         size_t ldy, int nr, int nc);
+} gm_op_kernels;
+
 typedef struct gm_kernels {
     gm_isa isa;
     gm_type_kernels type[GM_TYPE_COUNT];
+    gm_op_kernels op;
 } gm_kernels;
 
 /* Fills k for isa (which must be supported): scalar entries first, then the ISA's. */

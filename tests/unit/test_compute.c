@@ -164,6 +164,8 @@ static void test_matmul(void)
     check_matmul(GM_TYPE_Q8_0, 320, 37);
     check_matmul(GM_TYPE_Q5_0, 640, 21);
     check_matmul(GM_TYPE_Q4_0, 96, 45);
+    check_matmul(GM_TYPE_Q8_0, 4096, 9);  /* 64 block pairs: prompt columns in chunks */
+    check_matmul(GM_TYPE_Q5_0, 1120, 13); /* odd block count */
     check_matmul(GM_TYPE_Q4_K, 512, 19);
     check_matmul(GM_TYPE_Q6_K, 256, 23);
     check_matmul(GM_TYPE_F32, 100, 13);
@@ -183,10 +185,66 @@ static void test_get_row(void)
     free(wd);
 }
 
+/* gm_matmul_multi gives exactly gm_matmul's results, fused (same type and K, few tokens)
+ * or not (mixed types, prompt batches). */
+static void test_matmul_multi(void)
+{
+    static const gm_type types[3][3] = { { GM_TYPE_Q5_0, GM_TYPE_Q5_0, GM_TYPE_Q5_0 },
+                                         { GM_TYPE_Q8_0, GM_TYPE_Q4_K, GM_TYPE_Q8_0 },
+                                         { GM_TYPE_Q4_K, GM_TYPE_Q4_K, GM_TYPE_F16 } };
+    static const int64_t rows[3] = { 100, 36, 260 };
+    const int64_t K = 512;
+    for (int isa = 0; isa < GM_ISA_COUNT; isa++) {
+        if (!gm_isa_supported((gm_isa)isa)) continue;
+        for (int nt = 1; nt <= 3; nt++) {
+            gm_compute *c = NULL;
+            gemma_error err;
+            REQUIRE(gm_compute_create(nt, (gm_isa)isa, &c, &err) == GEMMA_OK);
+            for (int set = 0; set < 3; set++) {
+                gm_tensor W[3];
+                const gm_tensor *Wp[3];
+                void *wd[3];
+                for (int i = 0; i < 3; i++) {
+                    size_t rb;
+                    wd[i] = make_weights(types[set][i], K, rows[i], &rb);
+                    REQUIRE(wd[i]);
+                    W[i] = (gm_tensor){ "w", types[set][i], { K, rows[i], 1, 1 }, rb, wd[i] };
+                    Wp[i] = &W[i];
+                }
+                static const int toks[] = { 1, 2, 9 };
+                for (size_t ti = 0; ti < sizeof toks / sizeof toks[0]; ti++) {
+                    const int n = toks[ti];
+                    float *x = malloc(sizeof(float) * (size_t)(K * n));
+                    float *y[3], *r[3];
+                    REQUIRE(x);
+                    for (int64_t i = 0; i < K * n; i++) x[i] = rnd_f();
+                    for (int i = 0; i < 3; i++) {
+                        y[i] = malloc(sizeof(float) * (size_t)(rows[i] * n));
+                        r[i] = malloc(sizeof(float) * (size_t)(rows[i] * n));
+                        REQUIRE(y[i] && r[i]);
+                        CHECK(gm_matmul(c, &W[i], x, n, r[i]) == GEMMA_OK);
+                    }
+                    CHECK(gm_matmul_multi(c, Wp, 3, x, n, y) == GEMMA_OK);
+                    for (int i = 0; i < 3; i++) {
+                        CHECKF(memcmp(y[i], r[i], sizeof(float) * (size_t)(rows[i] * n)) == 0,
+                               "multi isa=%d nt=%d set=%d n=%d matrix %d", isa, nt, set, n, i);
+                        free(y[i]);
+                        free(r[i]);
+                    }
+                    free(x);
+                }
+                for (int i = 0; i < 3; i++) free(wd[i]);
+            }
+            gm_compute_free(c);
+        }
+    }
+}
+
 int main(void)
 {
     RUN(test_pool);
     RUN(test_matmul);
+    RUN(test_matmul_multi);
     RUN(test_get_row);
     TEST_MAIN_END();
 }
