@@ -5,6 +5,7 @@
 #define GM_TEST_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,5 +73,19 @@ static inline const char *gm_test_model(void)
 {
     return getenv("GEMMA_TEST_MODEL");
 }
+
+/* Deterministic xorshift64 test data. Each test calls rnd_seed() once at start, so its data
+ * does not depend on other tests. */
+static uint64_t gm_test_rng = 0x9e3779b97f4a7c15ull;
+static inline void rnd_seed(uint64_t seed) { gm_test_rng = seed ? seed : 1; }
+static inline uint32_t rnd_u32(void)
+{
+    gm_test_rng ^= gm_test_rng << 13;
+    gm_test_rng ^= gm_test_rng >> 7;
+    gm_test_rng ^= gm_test_rng << 17;
+    return (uint32_t)(gm_test_rng >> 11);
+}
+/* Uniform in [-1, 1). */
+static inline float rnd_f(void) { return (float)((double)rnd_u32() / 2147483648.0 - 1.0); }
 
 #endif

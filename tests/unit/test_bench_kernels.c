@@ -9,14 +9,6 @@
 #include <stdint.h>
 #include <time.h>
 
-static uint64_t rng = 88172645463325252ull;
-static uint32_t rnd_u32(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 11);
-}
 
 /* Process CPU time: on a shared machine, cpu/wall below the thread count means we were
  * not running all the time and the figures understate the kernels. */
@@ -79,6 +71,7 @@ static void bench(gm_isa isa, int nt, gm_type t, int64_t K, int64_t N, int n_tok
 
 int main(void)
 {
+    rnd_seed(88172645463325252ull);
     const char *b = getenv("GEMMA_BENCH");
     if (!b || strcmp(b, "1") != 0) TEST_SKIP("set GEMMA_BENCH=1 to run");
     const char *only = getenv("GEMMA_BENCH_ISA");

@@ -8,15 +8,6 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-static uint64_t rng = 0x2545F4914F6CDD1Dull;
-static uint32_t rnd_u32(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 11);
-}
-static float rnd_f(void) { return (float)((double)rnd_u32() / 2147483648.0 - 1.0); }
 
 typedef struct count_arg {
     _Atomic int64_t sum;
@@ -242,6 +233,7 @@ static void test_matmul_multi(void)
 
 int main(void)
 {
+    rnd_seed(0x2545F4914F6CDD1Dull);
     RUN(test_pool);
     RUN(test_matmul);
     RUN(test_matmul_multi);

@@ -7,15 +7,6 @@
 
 #include <stdint.h>
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static uint32_t rnd_u32(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 11);
-}
-static float rnd_f(void) { return (float)((double)rnd_u32() / 2147483648.0 - 1.0); } /* [-1,1) */
 
 static const gm_type wtypes[] = { GM_TYPE_F32,  GM_TYPE_F16,  GM_TYPE_BF16, GM_TYPE_Q4_0, GM_TYPE_Q4_1,
                                   GM_TYPE_Q5_0, GM_TYPE_Q5_1, GM_TYPE_Q8_0, GM_TYPE_Q2_K, GM_TYPE_Q3_K,
@@ -184,6 +175,7 @@ static void test_all_isas(void)
 
 int main(void)
 {
+    rnd_seed(0x9e3779b97f4a7c15ull);
     RUN(test_names);
     RUN(test_all_isas);
     TEST_MAIN_END();

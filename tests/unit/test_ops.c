@@ -7,15 +7,6 @@
 
 #include <stdint.h>
 
-static uint64_t rng = 0x853c49e6748fea9bull;
-static uint32_t rnd_u32(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 11);
-}
-static float rnd_f(void) { return (float)((double)rnd_u32() / 2147483648.0 - 1.0); }
 
 static bool same_float(float a, float b) { return (a != a && b != b) || memcmp(&a, &b, 4) == 0; }
 
@@ -199,6 +190,7 @@ static void test_attn_all_isas(void)
 
 int main(void)
 {
+    rnd_seed(0x853c49e6748fea9bull);
     RUN(test_ops_all_isas);
     RUN(test_attn_all_isas);
     TEST_MAIN_END();
