@@ -87,14 +87,15 @@ static gemma_status emit_symbol(const gm_vocab *v, const char *p, size_t n, gm_t
     return GEMMA_OK;
 }
 
-/* One pre-tokenized word: text[0..len) of valid UTF-8. */
-static gemma_status bpe_word(bpe_state *s, const char *text, size_t len, gm_tokens *out)
+/* One word of a pre-tokenized piece: text[0..len) of valid UTF-8. */
+static gemma_status bpe_word(void *ctx, const char *text, size_t len, gm_tokens *out, gemma_error *err)
 {
+    bpe_state *s = ctx;
     const gm_vocab *v = s->v;
     if (text[0] == '\n') { /* a run of newlines that is itself a token is taken whole */
         gemma_token id = gm_vocab_find(v, text, len);
         if (id >= 0)
-            return gm_tokens_push(out, id);
+            return gm_tokens_push(out, id) ? gm_fail(err, GEMMA_E_NOMEM, "tokenizer: out of memory") : GEMMA_OK;
     }
     s->text = text;
     int32_t n = 0;
@@ -106,7 +107,7 @@ static gemma_status bpe_word(bpe_state *s, const char *text, size_t len, gm_toke
     s->heap.n = 0;
     for (int32_t i = 1; i < n; i++)
         if (!bpe_try_pair(s, i - 1, i))
-            return GEMMA_E_NOMEM;
+            goto nomem;
     while (s->heap.n) {
         gm_bigram b = gm_heap_pop(&s->heap);
         int32_t l = (int32_t)(uint32_t)b.key;
@@ -119,12 +120,14 @@ static gemma_status bpe_word(bpe_state *s, const char *text, size_t len, gm_toke
         if (R->next >= 0)
             s->sym[R->next].prev = l;
         if (!bpe_try_pair(s, L->prev, l) || !bpe_try_pair(s, l, L->next))
-            return GEMMA_E_NOMEM;
+            goto nomem;
     }
     for (int32_t i = 0; i != -1; i = s->sym[i].next)
         if (emit_symbol(v, text + s->sym[i].off, s->sym[i].n, out))
-            return GEMMA_E_NOMEM;
+            goto nomem;
     return GEMMA_OK;
+nomem:
+    return gm_fail(err, GEMMA_E_NOMEM, "tokenizer: out of memory");
 }
 
 gemma_status gm_bpe_encode(const gm_vocab *v, const char *text, size_t len, gm_tok_scratch *sc, gm_tokens *out,
@@ -156,10 +159,10 @@ gemma_status gm_bpe_encode(const gm_vocab *v, const char *text, size_t len, gm_t
         size_t b = a;
         while (b < m && (norm[b] == '\n') == nl)
             b++;
-        rc = bpe_word(&st, norm + a, b - a, out);
+        rc = gm_encode_words(v, norm + a, b - a, sc, bpe_word, &st, out, err);
         a = b;
     }
     sc->heap = st.heap.a;
     sc->heap_cap = st.heap.cap;
-    return rc ? gm_fail(err, GEMMA_E_NOMEM, "tokenizer: out of memory") : GEMMA_OK;
+    return rc;
 }

@@ -79,6 +79,7 @@ typedef struct spm_state {
     const gm_vocab *v;
     const char *text;
     gm_sym *sym;
+    size_t sym_cap;
     gm_heap heap;
 } spm_state;
 
@@ -94,29 +95,29 @@ static bool spm_try_pair(spm_state *s, int32_t l, int32_t r)
     return gm_heap_push(&s->heap, b);
 }
 
-gemma_status gm_spm_encode(const gm_vocab *v, const char *text, size_t len, gm_tok_scratch *sc,
-                           gm_tokens *out, gemma_error *err)
+/* Merges one word (spm_state holds the scratch it reuses between words). */
+static gemma_status spm_word(void *ctx, const char *text, size_t len, gm_tokens *out, gemma_error *err)
 {
-    if (len == 0)
-        return GEMMA_OK;
-    if (!gm_scratch_reserve(&sc->sym, &sc->sym_cap, len, sizeof(gm_sym)))
+    spm_state *s = ctx;
+    const gm_vocab *v = s->v;
+    if (!gm_scratch_reserve((void **)&s->sym, &s->sym_cap, len, sizeof(gm_sym)))
         return gm_fail(err, GEMMA_E_NOMEM, "tokenizer: out of memory");
-    spm_state s = {v, text, sc->sym, {sc->heap, 0, sc->heap_cap}};
+    s->text = text;
+    s->heap.n = 0;
     int32_t n = 0;
     for (size_t off = 0; off < len; n++) {
         size_t cl = GM_MIN(gm_utf8_len((uint8_t)text[off]), len - off);
-        s.sym[n] = (gm_sym){n - 1, off + cl == len ? -1 : n + 1, (uint32_t)off, (uint32_t)cl,
-                            gm_vocab_find(v, text + off, cl)};
+        s->sym[n] = (gm_sym){n - 1, off + cl == len ? -1 : n + 1, (uint32_t)off, (uint32_t)cl,
+                             gm_vocab_find(v, text + off, cl)};
         off += cl;
     }
-    gemma_status st = GEMMA_OK;
     for (int32_t i = 1; i < n; i++)
-        if (!spm_try_pair(&s, i - 1, i))
+        if (!spm_try_pair(s, i - 1, i))
             goto nomem;
-    while (s.heap.n) {
-        gm_bigram b = gm_heap_pop(&s.heap);
+    while (s->heap.n) {
+        gm_bigram b = gm_heap_pop(&s->heap);
         int32_t l = (int32_t)(uint32_t)b.key;
-        gm_sym *L = &s.sym[l], *R = &s.sym[b.right];
+        gm_sym *L = &s->sym[l], *R = &s->sym[b.right];
         if (L->n == 0 || R->n == 0 || L->n + R->n != b.size)
             continue; /* stale: one side was merged away since this pair was queued */
         L->n += R->n;
@@ -124,14 +125,14 @@ gemma_status gm_spm_encode(const gm_vocab *v, const char *text, size_t len, gm_t
         R->n = 0;
         L->next = R->next;
         if (R->next >= 0)
-            s.sym[R->next].prev = l;
-        if (!spm_try_pair(&s, L->prev, l) || !spm_try_pair(&s, l, L->next))
+            s->sym[R->next].prev = l;
+        if (!spm_try_pair(s, L->prev, l) || !spm_try_pair(s, l, L->next))
             goto nomem;
     }
     /* Every merged symbol is a token, so llama.cpp's rev_merge resegmentation never
      * applies; symbols that are not tokens are single characters: emit their bytes. */
-    for (int32_t i = 0; i != -1 && st == GEMMA_OK; i = s.sym[i].next) {
-        const gm_sym *y = &s.sym[i];
+    for (int32_t i = 0; i != -1; i = s->sym[i].next) {
+        const gm_sym *y = &s->sym[i];
         if (y->id >= 0) {
             if (gm_tokens_push(out, y->id))
                 goto nomem;
@@ -139,22 +140,30 @@ gemma_status gm_spm_encode(const gm_vocab *v, const char *text, size_t len, gm_t
         }
         for (uint32_t k = 0; k < y->n; k++) {
             gemma_token t = v->byte_tok[(uint8_t)text[y->off + k]];
-            if (t < 0) {
-                st = gm_fail(err, GEMMA_E_MODEL, "tokenizer.ggml.tokens: no byte token <0x%02X> for byte fallback",
-                             (uint8_t)text[y->off + k]);
-                break;
-            }
+            if (t < 0)
+                return gm_fail(err, GEMMA_E_MODEL, "tokenizer.ggml.tokens: no byte token <0x%02X> for byte fallback",
+                               (uint8_t)text[y->off + k]);
             if (gm_tokens_push(out, t))
                 goto nomem;
         }
     }
+    return GEMMA_OK;
+nomem:
+    return gm_fail(err, GEMMA_E_NOMEM, "tokenizer: out of memory");
+}
+
+gemma_status gm_spm_encode(const gm_vocab *v, const char *text, size_t len, gm_tok_scratch *sc,
+                           gm_tokens *out, gemma_error *err)
+{
+    if (len == 0)
+        return GEMMA_OK;
+    spm_state s = {v, NULL, sc->sym, sc->sym_cap, {sc->heap, 0, sc->heap_cap}};
+    gemma_status st = gm_encode_words(v, text, len, sc, spm_word, &s, out, err);
+    sc->sym = s.sym;
+    sc->sym_cap = s.sym_cap;
     sc->heap = s.heap.a;
     sc->heap_cap = s.heap.cap;
     return st;
-nomem:
-    sc->heap = s.heap.a;
-    sc->heap_cap = s.heap.cap;
-    return gm_fail(err, GEMMA_E_NOMEM, "tokenizer: out of memory");
 }
 
 /* ---- special-token pre-split --------------------------------------------------------- */
@@ -323,9 +332,6 @@ oom:
     st = gm_fail(err, GEMMA_E_NOMEM, "tokenizer: out of memory");
 done:
     free(sp.m);
-    free(sc.sym);
-    free(sc.heap);
-    free(sc.buf);
-    free(sc.buf2);
+    gm_tok_scratch_free(&sc);
     return st;
 }

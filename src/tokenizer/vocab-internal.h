@@ -62,6 +62,10 @@ struct gm_vocab {
 
     gm_trie trie;
 
+    /* texts that can span a word boundary (segment.c); n_cross > GM_SPLIT_MAX_CROSS: never split */
+    struct gm_cross *cross;
+    uint32_t n_cross;
+
     gemma_token bos, eos, unk, pad, eot;
     bool add_bos, add_eos, add_space_prefix, clean_spaces;
     uint8_t *eog; /* per token: 1 when it ends generation */
@@ -88,7 +92,25 @@ typedef struct gm_tok_scratch {
     size_t buf_cap;
     char *buf2;
     size_t buf2_cap;
+    struct gm_word_cache *words;
 } gm_tok_scratch;
+
+void gm_tok_scratch_free(gm_tok_scratch *sc);
+
+/* ---- words (segment.c) ---------------------------------------------------------------- */
+
+/* Finds, at load, the texts (tokens for SPM, merge results for BPE) that contain a U+2581
+ * right after another character; the word split below must not cut through those. */
+gemma_status gm_vocab_init_split(gm_vocab *v, gemma_error *err);
+
+/* The merge engine's work on one word, text[0..len), appended to out. */
+typedef gemma_status (*gm_word_fn)(void *ctx, const char *text, size_t len, gm_tokens *out, gemma_error *err);
+
+/* Runs fn on each word of text[0..len) and appends the ids, exactly as fn on the whole text
+ * would: words start at a U+2581 that follows another character, unless a vocabulary text
+ * spans that point. A word seen before in this call is copied from sc's cache. */
+gemma_status gm_encode_words(const gm_vocab *v, const char *text, size_t len, gm_tok_scratch *sc, gm_word_fn fn,
+                             void *ctx, gm_tokens *out, gemma_error *err);
 
 /* Engines, called per raw fragment (already space-escaped) by gm_tokenize. */
 gemma_status gm_spm_encode(const gm_vocab *v, const char *text, size_t len, gm_tok_scratch *sc,

@@ -515,6 +515,8 @@ gemma_status gm_vocab_load(const gguf_ctx *ctx, gm_vocab **out, gemma_error *err
         goto fail;
     if (v->kind == GM_VOCAB_BPE && (st = load_merges(v, ctx, err)))
         goto fail;
+    if ((st = gm_vocab_init_split(v, err)))
+        goto fail;
     *out = v;
     return GEMMA_OK;
 fail:
@@ -537,6 +539,7 @@ void gm_vocab_free(gm_vocab *v)
     free(v->m_len);
     free(v->m_left);
     free(v->merge_ht.slots);
+    free(v->cross);
     free(v->trie.edge_key);
     free(v->trie.edge_val);
     free(v->trie.term);

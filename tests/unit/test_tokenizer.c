@@ -2,6 +2,7 @@
  * special-token splitting, detokenization), then the real vocabulary of the default model
  * against llama.cpp's ids on tests/data/tokenizer/corpus.txt, round trips and speed. */
 #include "test.h"
+#include "gguf-writer.h"
 #include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
 #include "util/util.h"
@@ -11,82 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* ---- a tiny GGUF writer for hand-made vocabularies ------------------------------------ */
-
-typedef struct wbuf {
-    uint8_t *p;
-    size_t n, cap;
-    uint64_t n_kv;
-} wbuf;
-
-static void w_bytes(wbuf *b, const void *s, size_t n)
-{
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 256;
-        b->p = realloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-}
-static void w_u32(wbuf *b, uint32_t v) { w_bytes(b, &v, 4); }
-static void w_u64(wbuf *b, uint64_t v) { w_bytes(b, &v, 8); }
-static void w_str(wbuf *b, const char *s, size_t n)
-{
-    w_u64(b, n);
-    w_bytes(b, s, n);
-}
-static void w_key(wbuf *b, const char *k, uint32_t type)
-{
-    w_str(b, k, strlen(k));
-    w_u32(b, type);
-    b->n_kv++;
-}
-static void kv_str(wbuf *b, const char *k, const char *v)
-{
-    w_key(b, k, GGUF_T_STRING);
-    w_str(b, v, strlen(v));
-}
-static void kv_u32(wbuf *b, const char *k, uint32_t v)
-{
-    w_key(b, k, GGUF_T_UINT32);
-    w_u32(b, v);
-}
-static void kv_bool(wbuf *b, const char *k, bool v)
-{
-    uint8_t x = v;
-    w_key(b, k, GGUF_T_BOOL);
-    w_bytes(b, &x, 1);
-}
-static void kv_strs(wbuf *b, const char *k, const char *const *s, size_t n)
-{
-    w_key(b, k, GGUF_T_ARRAY);
-    w_u32(b, GGUF_T_STRING);
-    w_u64(b, n);
-    for (size_t i = 0; i < n; i++)
-        w_str(b, s[i], strlen(s[i]));
-}
-static void kv_arr32(wbuf *b, const char *k, uint32_t type, const void *v, size_t n)
-{
-    w_key(b, k, GGUF_T_ARRAY);
-    w_u32(b, type);
-    w_u64(b, n);
-    w_bytes(b, v, 4 * n);
-}
-
-/* Finishes the file: header in front of the kv records. */
-static uint8_t *w_finish(wbuf *b, size_t *len)
-{
-    wbuf h = {0};
-    w_bytes(&h, "GGUF", 4);
-    w_u32(&h, 3);
-    w_u64(&h, 0);
-    w_u64(&h, b->n_kv);
-    w_bytes(&h, b->p, b->n);
-    free(b->p);
-    *len = h.n;
-    return h.p;
-}
 
 /* A vocabulary: <pad> <eos> <bos> <unk>, <0x00>..<0xFF>, then the given pieces. */
 typedef struct piece_def {
@@ -134,19 +59,20 @@ static built build_vocab(const vocab_spec *s)
         ty[NBASE] = 9;
     if (s->break_what == 3)
         tok[4 + 0x41] = "<0xZ1>";
-    wbuf b = {0};
-    kv_str(&b, "tokenizer.ggml.model", s->model);
-    kv_strs(&b, "tokenizer.ggml.tokens", tok, n);
-    kv_arr32(&b, "tokenizer.ggml.scores", GGUF_T_FLOAT32, sc, s->break_what == 1 ? n - 1 : n);
-    kv_arr32(&b, "tokenizer.ggml.token_type", GGUF_T_INT32, ty, n);
+    gguf_writer w;
+    gw_init(&w, 3);
+    gw_kv_str(&w, "tokenizer.ggml.model", s->model);
+    gw_kv_arr_str(&w, "tokenizer.ggml.tokens", tok, n);
+    gw_kv_arr(&w, "tokenizer.ggml.scores", GGUF_T_FLOAT32, sc, s->break_what == 1 ? n - 1 : n, 4);
+    gw_kv_arr(&w, "tokenizer.ggml.token_type", GGUF_T_INT32, ty, n, 4);
     if (s->merges)
-        kv_strs(&b, "tokenizer.ggml.merges", s->merges, s->n_merges);
-    kv_u32(&b, "tokenizer.ggml.bos_token_id", s->break_what == 4 ? (uint32_t)n : 2);
-    kv_u32(&b, "tokenizer.ggml.eos_token_id", 1);
-    kv_bool(&b, "tokenizer.ggml.add_space_prefix", false);
-    size_t len;
+        gw_kv_arr_str(&w, "tokenizer.ggml.merges", s->merges, s->n_merges);
+    gw_kv_u32(&w, "tokenizer.ggml.bos_token_id", s->break_what == 4 ? (uint32_t)n : 2);
+    gw_kv_u32(&w, "tokenizer.ggml.eos_token_id", 1);
+    gw_kv_bool(&w, "tokenizer.ggml.add_space_prefix", false);
+    size_t len = 0;
     built r = {0};
-    r.buf = w_finish(&b, &len);
+    r.buf = gw_take(&w, &len);
     free(tok);
     free(sc);
     free(ty);
@@ -231,6 +157,87 @@ static void test_spm_small(void)
     gm_tokens t = {0};
     CHECK(gm_tokenize(v, "a", 1, true, true, &t, NULL) == GEMMA_OK && t.n == 2 && t.ids[0] == 2);
     gm_tokens_free(&t);
+    built_free(&b);
+}
+
+/* Score merging done the slow, obvious way on text with spaces already escaped: merge the
+ * best adjacent pair (leftmost on ties) until none is a token. The oracle for the word
+ * split and the word cache, which must not change a single id. */
+static size_t naive_spm(const gm_vocab *v, const char *s, size_t n, gemma_token *ids)
+{
+    size_t off[512], len[512], m = 0;
+    for (size_t i = 0; i < n; i += len[m++])
+        off[m] = i, len[m] = GM_MIN(gm_utf8_len((uint8_t)s[i]), n - i);
+    for (;;) {
+        size_t best = SIZE_MAX;
+        float best_score = 0;
+        for (size_t i = 0; i + 1 < m; i++) {
+            gemma_token t = gm_vocab_find(v, s + off[i], len[i] + len[i + 1]);
+            if (t >= 0 && (best == SIZE_MAX || gm_vocab_score(v, t) > best_score))
+                best = i, best_score = gm_vocab_score(v, t);
+        }
+        if (best == SIZE_MAX)
+            break;
+        len[best] += len[best + 1];
+        memmove(off + best + 1, off + best + 2, (m - best - 2) * sizeof *off);
+        memmove(len + best + 1, len + best + 2, (m - best - 2) * sizeof *len);
+        m--;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < m; i++) {
+        gemma_token t = gm_vocab_find(v, s + off[i], len[i]);
+        if (t >= 0)
+            ids[k++] = t;
+        else
+            for (size_t j = 0; j < len[i]; j++)
+                ids[k++] = gm_vocab_byte_token(v, (uint8_t)s[off[i] + j]);
+    }
+    return k;
+}
+
+/* Texts with tokens that span a space ("a b", "b c") must merge across the word split. */
+static void test_spm_words(void)
+{
+    static const piece_def p[] = {
+        {U, -1, 1}, {"a", -2, 1}, {"b", -2, 1}, {"c", -2, 1}, {"ab", -3, 1}, {"bc", -1.5f, 1},
+        {U "a", -4, 1}, {U "b", -3, 1}, {"a" U, -1.2f, 1}, {"a" U "b", -1, 1}, {"b" U "c", -2.5f, 1},
+        {"b" U, -3.5f, 1}, {U U, -0.5f, 1}, {U "ab", -2.2f, 1}, {"ca", -3, 1}, {"\xc3\xa9", -2, 1},
+    };
+    vocab_spec spec = {"llama", p, sizeof p / sizeof *p, NULL, 0, 0};
+    built b = build_vocab(&spec);
+    REQUIRE(b.st == GEMMA_OK);
+    const gm_vocab *v = b.v;
+    EXPECT(v, "a b", true, "a" U "b");
+    EXPECT(v, "c a b", true, "c", U, "a" U "b");
+    EXPECT(v, "ca ab", true, "c", "a" U, "ab");
+    static const char alphabet[] = "abc  \xc3\xa9x";
+    char text[400], esc[1200];
+    gemma_token want[1200];
+    int bad = 0;
+    rnd_seed(42);
+    for (int it = 0; it < 3000; it++) {
+        /* short texts, then long ones where words repeat (served from the word cache) */
+        size_t n = it < 2000 ? rnd_u32() % 24 : 100 + rnd_u32() % 300, m = 0;
+        for (size_t i = 0; i < n; i++) {
+            char c = alphabet[rnd_u32() % (sizeof alphabet - 1)];
+            if ((uint8_t)c >= 0x80)
+                c = i + 1 < n ? (text[i++] = '\xc3', '\xa9') : 'a';
+            text[i] = c;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (text[i] == ' ')
+                memcpy(esc + m, U, 3), m += 3;
+            else
+                esc[m++] = text[i];
+        size_t nw = naive_spm(v, esc, m, want);
+        gm_tokens t = {0};
+        CHECK(gm_tokenize(v, text, n, false, true, &t, NULL) == GEMMA_OK);
+        bool same = t.n == nw && (!nw || !memcmp(t.ids, want, nw * sizeof *want));
+        if (!same && bad++ < 3)
+            fprintf(stderr, "  words: \"%.*s\" differs from plain merging\n", (int)n, text);
+        gm_tokens_free(&t);
+    }
+    CHECK(bad == 0);
     built_free(&b);
 }
 
@@ -607,6 +614,7 @@ static void test_real_vocab(void)
 int main(void)
 {
     RUN(test_spm_small);
+    RUN(test_spm_words);
     RUN(test_bpe_small);
     RUN(test_validation);
     RUN(test_detok_stream);
