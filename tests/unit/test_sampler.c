@@ -78,6 +78,29 @@ static void test_greedy(void)
     REQUIRE(s);
     CHECK(gemma_sampler_sample(s, nan_first) == 2);
     gemma_sampler_free(s);
+
+    /* against the plain loop, with ties, NaN and -inf, on sizes around the lanes and blocks */
+    static const int32_t sizes[] = {1, 15, 16, 17, 1023, 1024, 1025, 5000};
+    static float big[5000];
+    rnd_seed(11);
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        int32_t n = sizes[k];
+        s = make(&p, n);
+        REQUIRE(s);
+        for (int it = 0; it < 50; it++) {
+            for (int32_t i = 0; i < n; i++) {
+                uint32_t r = rnd_u32() % 40;
+                big[i] = r == 0 ? NAN : r == 1 || it == 0 ? -INFINITY : (float)(rnd_u32() % 8);
+            }
+            int32_t want = 0;
+            float bv = -INFINITY;
+            for (int32_t i = 0; i < n; i++)
+                if (big[i] > bv)
+                    bv = big[i], want = i;
+            CHECKF(gemma_sampler_sample(s, big) == want, "greedy n=%d it=%d", n, it);
+        }
+        gemma_sampler_free(s);
+    }
 }
 
 static void test_determinism(void)
