@@ -5,7 +5,7 @@ CMAKE_ARGS ?=
 MODEL      ?= $(HOME)/.cache/gemma/models/gemma-3-270m-q4_k_m.gguf
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test sanitize test-sanitize fuzz bench model memcheck run clean format
+.PHONY: all build test sanitize test-sanitize fuzz bench model memcheck run serve clean format
 
 all: build
 
@@ -33,6 +33,10 @@ bench: build model
 
 model:
 	bash scripts/fetch-model.sh
+
+# The OpenAI-compatible server on the default model (http://127.0.0.1:8080/v1).
+serve: build model
+	$(BUILD)/bin/gemma serve -m $(MODEL)
 
 # Runs the default model on a prompt: the first thing a new user does.
 run: build model

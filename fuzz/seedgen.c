@@ -2,7 +2,7 @@
  * OUTDIR/<target>/. Seeds are small on purpose (libFuzzer mutates faster and deeper):
  * synthetic GGUFs covering every value type and tensor type, the reference models of
  * TESTDATA with every tensor shrunk to one block, tiny complete Gemma 3 models, and the
- * tokenizer / chat / sampler test strings. */
+ * tokenizer / chat / sampler test strings and OpenAI request bodies. */
 #include "gguf-writer.h"
 
 #include <errno.h>
@@ -309,6 +309,29 @@ static void sampler_seeds(void)
     }
 }
 
+static void openai_seeds(void)
+{
+    /* byte 0: 0 chat, 1 completion; then the request body */
+    static const char *const bodies[] = {
+        "\0{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":8,\"temperature\":0}",
+        ("\0{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\","
+         "\"content\":[{\"type\":\"text\",\"text\":\"a\"},{\"type\":\"text\",\"text\":\"b\"}]},{\"role\":"
+         "\"assistant\",\"content\":null}],\"stream\":true,\"stream_options\":{\"include_usage\":true},"
+         "\"stop\":[\"x\",\"\"],\"seed\":7,\"top_k\":40,\"top_p\":0.9,\"min_p\":0.05}"),
+        ("\0{\"messages\":[{\"role\":\"developer\",\"content\":\"\\u00e9\\ud83d\\ude00\"}],\"n\":1,"
+         "\"presence_penalty\":1.5,\"frequency_penalty\":-1,\"repeat_penalty\":1.1,\"logprobs\":false}"),
+        "\1{\"prompt\":\"The capital of France is\",\"max_tokens\":16,\"stop\":\",\"}",
+        "\1{\"prompt\":[\"one\"],\"max_completion_tokens\":1e9,\"temperature\":2}",
+        "\1{\"prompt\":5}",
+        "\0[1,2,3]",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "openai-%zu", i);
+        put_file("openai", name, bodies[i], 1 + strlen(bodies[i] + 1));
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -326,6 +349,7 @@ int main(int argc, char **argv)
     tokenizer_seeds();
     chat_seeds();
     sampler_seeds();
+    openai_seeds();
     fprintf(stderr, "gemma-fuzz-seeds: %d seeds in %s\n", g_count, g_out);
     return 0;
 }

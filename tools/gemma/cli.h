@@ -8,6 +8,7 @@ int cmd_run(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* The default model path (~/.cache/gemma/models/gemma-3-270m-q4_k_m.gguf), or NULL when it
  * has not been fetched (`make model`). Static storage. */

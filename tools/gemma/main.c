@@ -14,6 +14,7 @@ static const struct {
 } commands[] = {
     {"run", cmd_run, "generate text from a prompt"},
     {"chat", cmd_chat, "interactive multi-turn chat"},
+    {"serve", cmd_serve, "serve the OpenAI API over HTTP (chat and completions, streaming)"},
     {"bench", cmd_bench, "measure prefill and decode speed"},
     {"inspect", cmd_inspect, "show what a GGUF model file contains, and validate it"},
     {"tokenize", cmd_tokenize, "show how text is split into tokens"},

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# gemma serve on the default model, through raw HTTP: the OpenAI endpoints and fields,
+# streaming, greedy output equal to `gemma run`, stop strings, concurrent requests over two
+# sessions, a client that hangs up mid-stream, errors with messages, API keys, shutdown.
+set -u
+gemma="${1:?usage: serve.sh PATH_TO_GEMMA}"
+model="${GEMMA_TEST_MODEL:-}"
+if [[ -z "$model" || ! -r "$model" ]]; then
+    echo "skipped: needs \$GEMMA_TEST_MODEL (run 'make model')"
+    exit 77
+fi
+if "$gemma" serve -m /nonexistent --port 0 2>&1 | grep -q "built without the server"; then
+    echo "skipped: gemma was built without the server (libmicrohttpd-dev, libcjson-dev)"
+    exit 77
+fi
+exec python3 - "$gemma" "$model" <<'PY'
+import http.client, json, re, signal, socket, subprocess, sys, threading, time
+
+gemma, model = sys.argv[1], sys.argv[2]
+PROMPT = "The Eiffel Tower is located in the city of"
+
+def start(*extra):
+    p = subprocess.Popen([gemma, "serve", "-m", model, "--port", "0", "-c", "512", "-n", "16", *extra],
+                         stderr=subprocess.PIPE, text=True)
+    line = p.stderr.readline()
+    m = re.search(r"http://127\.0\.0\.1:(\d+)/v1", line)
+    assert m, f"no listening line: {line!r}"
+    threading.Thread(target=p.stderr.read, daemon=True).start()  # keep the pipe drained
+    return p, int(m.group(1))
+
+def request(port, method, path, body=None, headers=None, raw=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+    c.request(method, path, body=data, headers={"Content-Type": "application/json", **(headers or {})})
+    r = c.getresponse()
+    text = r.read().decode()
+    c.close()
+    return r.status, r.getheader("Content-Type"), text
+
+def post(port, path, body, **kw):
+    st, ctype, text = request(port, "POST", path, body, **kw)
+    return st, json.loads(text) if ctype == "application/json" else text
+
+def events(text):
+    out = [e[len("data: "):] for e in text.split("\n\n") if e.strip()]
+    assert out[-1] == "[DONE]", f"stream does not end with [DONE]: {out[-1]!r}"
+    return [json.loads(e) for e in out[:-1]]
+
+def error_of(st, body, want):
+    assert st == want, f"status {st}, want {want}: {body}"
+    assert isinstance(body, dict) and body["error"]["message"], f"no error message: {body}"
+    return body["error"]["message"]
+
+srv, port = start("--parallel", "2")
+try:
+    st, _, text = request(port, "GET", "/health")
+    assert st == 200 and json.loads(text)["status"] == "ok", text
+    st, _, text = request(port, "GET", "/v1/models")
+    models = json.loads(text)
+    assert st == 200 and models["object"] == "list" and models["data"][0]["id"] == "gemma-3-270m-q4_k_m.gguf", text
+
+    # greedy completion: the same text as `gemma run`, usage counted
+    greedy = {"prompt": PROMPT, "max_tokens": 8, "temperature": 0}
+    st, r = post(port, "/v1/completions", greedy)
+    assert st == 200, r
+    choice = r["choices"][0]
+    assert r["object"] == "text_completion" and choice["finish_reason"] == "length", r
+    assert r["usage"]["completion_tokens"] == 8 and r["usage"]["prompt_tokens"] == 10, r["usage"]
+    run = subprocess.run([gemma, "run", "-m", model, "-p", PROMPT, "-n", "8", "--temp", "0"],
+                         capture_output=True, text=True, check=True).stdout
+    assert run.rstrip("\n") == choice["text"].rstrip("\n"), f"server {choice['text']!r} vs run {run!r}"
+    assert "Paris" in choice["text"], choice["text"]
+
+    # stop string: cut before it, finish_reason stop
+    st, r = post(port, "/v1/completions", {**greedy, "stop": [","]})
+    assert st == 200 and r["choices"][0]["finish_reason"] == "stop" and "," not in r["choices"][0]["text"], r
+
+    # chat, plain and streamed, greedy: same text; the stream's events are well-formed
+    chat = {"messages": [{"role": "system", "content": "Be brief."},
+                         {"role": "user", "content": [{"type": "text", "text": "Name a colour."}]}],
+            "max_tokens": 12, "temperature": 0}
+    st, r = post(port, "/v1/chat/completions", chat)
+    assert st == 200 and r["object"] == "chat.completion", r
+    plain = r["choices"][0]["message"]["content"]
+    assert r["choices"][0]["message"]["role"] == "assistant"
+    st, text = post(port, "/v1/chat/completions", {**chat, "stream": True, "stream_options": {"include_usage": True}})
+    ev = events(text)
+    assert st == 200 and ev[0]["choices"][0]["delta"].get("role") == "assistant", ev[0]
+    assert all(e["object"] == "chat.completion.chunk" for e in ev)
+    streamed = "".join(e["choices"][0]["delta"].get("content", "") for e in ev if e["choices"])
+    assert streamed == plain, f"stream {streamed!r} vs plain {plain!r}"
+    finals = [e for e in ev if e["choices"] and e["choices"][0]["finish_reason"]]
+    assert len(finals) == 1 and ev[-1]["usage"]["completion_tokens"] == r["usage"]["completion_tokens"], ev[-2:]
+
+    # four clients at once on two sessions: all served, same greedy text
+    results = [None] * 4
+    def client(i):
+        results[i] = post(port, "/v1/completions", greedy)
+    ts = [threading.Thread(target=client, args=(i,)) for i in range(4)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    assert all(s == 200 and b["choices"][0]["text"] == choice["text"] for s, b in results), results
+
+    # a client that hangs up mid-stream frees its session
+    s = socket.create_connection(("127.0.0.1", port))
+    body = json.dumps({"prompt": PROMPT, "max_tokens": 400, "stream": True})
+    s.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              f"Content-Length: {len(body)}\r\n\r\n{body}".encode())
+    assert b"200" in s.recv(4096)
+    s.close()
+    for _ in range(100):
+        if json.loads(request(port, "GET", "/health")[2])["slots_processing"] == 0:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the session of a closed stream was not released")
+
+    # errors: status and a message that names the problem
+    error_of(*post(port, "/v1/chat/completions", None, raw="{not json"), 400)
+    assert "messages" in error_of(*post(port, "/v1/chat/completions", {"model": "x"}), 400)
+    assert "role" in error_of(*post(port, "/v1/chat/completions", {"messages": [{"role": "robot", "content": "x"}]}), 400)
+    assert "temperature" in error_of(*post(port, "/v1/completions", {"prompt": "x", "temperature": "hot"}), 400)
+    assert "n" in error_of(*post(port, "/v1/completions", {"prompt": "x", "n": 2}), 400)
+    assert "prompt" in error_of(*post(port, "/v1/completions", {"prompt": 5}), 400)
+    two_users = {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}
+    st, r = post(port, "/v1/chat/completions", two_users)  # the template's rules: 400, not 500
+    assert st in (200, 400), (st, r)
+    long_prompt = {"prompt": "word " * 2000}
+    assert "context" in error_of(*post(port, "/v1/completions", long_prompt), 400).lower()
+    st, _, text = request(port, "GET", "/v1/nothing")
+    error_of(st, json.loads(text), 404)
+    st, _, text = request(port, "GET", "/v1/completions")
+    error_of(st, json.loads(text), 405)
+    st, r = post(port, "/v1/completions", greedy)  # still serving after all that
+    assert st == 200 and r["choices"][0]["text"] == choice["text"]
+finally:
+    srv.send_signal(signal.SIGTERM)
+    assert srv.wait(timeout=30) == 0, "gemma serve did not exit cleanly on SIGTERM"
+
+# API key
+srv, port = start("--api-key", "sekret", "--parallel", "1")
+try:
+    error_of(*post(port, "/v1/completions", greedy), 401)
+    st, r = post(port, "/v1/completions", greedy, headers={"Authorization": "Bearer sekret"})
+    assert st == 200, r
+    assert request(port, "GET", "/health")[0] == 200
+finally:
+    srv.send_signal(signal.SIGINT)
+    assert srv.wait(timeout=30) == 0
+print("ok")
+PY

@@ -1,0 +1,492 @@
+/* HTTP with libmicrohttpd: a thread per connection, so a request may block while it waits
+ * for a session and while it generates. A streamed response is fed by a generation thread
+ * through a small byte queue; when the client goes away, libmicrohttpd frees the response
+ * and that cancels the generation and returns the session to the pool. */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_BODY ((size_t)16 << 20)
+
+typedef struct server {
+    const serve_config *cfg;
+    serve_slots *slots;
+    long started;
+    atomic_ulong next_id;
+} server;
+
+/* One request: its body as it arrives. */
+typedef struct conn {
+    char *body;
+    size_t len, cap;
+    bool too_big;
+} conn;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- plain responses ----------------------------------------------------------------- */
+
+static void add_common_headers(struct MHD_Response *r, const char *type)
+{
+    MHD_add_response_header(r, "Content-Type", type);
+    /* browsers' web UIs call local servers from another origin */
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+}
+
+/* Queues body (malloc'd, taken over; NULL = out of memory) with the given status. */
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, char *body)
+{
+    static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\"}}";
+    struct MHD_Response *r =
+        body ? MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE)
+             : MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    add_common_headers(r, "application/json");
+    enum MHD_Result ret = MHD_queue_response(c, body ? status : MHD_HTTP_INTERNAL_SERVER_ERROR, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *msg, const char *param)
+{
+    const char *type = status == 401 ? "authentication_error"
+                       : status >= 500 ? "server_error"
+                                       : "invalid_request_error";
+    return send_json(c, status, openai_error(msg, type, param));
+}
+
+static enum MHD_Result send_preflight(struct MHD_Connection *c)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    add_common_headers(r, "text/plain");
+    MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    MHD_add_response_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_NO_CONTENT, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* ---- generation ---------------------------------------------------------------------- */
+
+typedef struct text_buf {
+    char *p;
+    size_t len, cap;
+} text_buf;
+
+static bool buf_add(text_buf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->len + n + 1) * 2;
+        char *p = realloc(b->p, cap);
+        if (!p)
+            return false;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+    return true;
+}
+
+/* Takes a session and evaluates the prompt. On failure queues the error response and
+ * returns NULL (*ret holds what to return to libmicrohttpd). */
+static gemma_session *start(server *srv, struct MHD_Connection *c, const serve_request *r, enum MHD_Result *ret)
+{
+    gemma_session *s = slots_acquire(srv->slots);
+    if (!s) {
+        *ret = send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "the server is shutting down", NULL);
+        return NULL;
+    }
+    gemma_status st = gemma_session_reset(s);
+    if (!st)
+        st = r->kind == SERVE_CHAT ? gemma_session_feed_chat(s, r->msgs, r->n_msgs)
+                                   : gemma_session_feed_text(s, r->prompt, strlen(r->prompt));
+    if (st == GEMMA_OK)
+        return s;
+    char msg[600];
+    const char *why = gemma_session_last_error(s);
+    snprintf(msg, sizeof msg, "%s", why && *why ? why : gemma_strerror(st));
+    slots_release(srv->slots, s);
+    bool client = st == GEMMA_E_CONTEXT_FULL || st == GEMMA_E_INVALID_ARG || st == GEMMA_E_CHAT;
+    *ret = send_error(c, client ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_INTERNAL_SERVER_ERROR, msg,
+                      r->kind == SERVE_CHAT ? "messages" : "prompt");
+    return NULL;
+}
+
+static int collect_token(void *user, const char *text, size_t len, gemma_token tok)
+{
+    (void)tok;
+    return buf_add(user, text, len) ? 0 : 1;
+}
+
+static void log_request(const server *srv, const serve_request *r, int32_t n_prompt, int32_t n_gen, double t0,
+                        gemma_stop_reason stop)
+{
+    if (srv->cfg->verbose)
+        fprintf(stderr, "gemma serve: %s%s: %d prompt + %d generated tokens in %.2f s (%s)\n",
+                r->kind == SERVE_CHAT ? "chat" : "completion", r->stream ? " (stream)" : "", n_prompt, n_gen,
+                now_s() - t0, openai_finish_reason(stop));
+}
+
+static enum MHD_Result complete_plain(server *srv, struct MHD_Connection *c, serve_request *r, const char *id)
+{
+    double t0 = now_s();
+    enum MHD_Result ret = MHD_NO;
+    gemma_session *s = start(srv, c, r, &ret);
+    if (!s)
+        return ret;
+    int32_t n_prompt = gemma_session_n_past(s);
+    text_buf out = {0};
+    r->gen.on_token = collect_token;
+    r->gen.user = &out;
+    gemma_generate_result res = {0};
+    gemma_status st = gemma_session_generate(s, &r->gen, &res);
+    char msg[600];
+    snprintf(msg, sizeof msg, "%s", st ? gemma_session_last_error(s) : "");
+    slots_release(srv->slots, s);
+    log_request(srv, r, n_prompt, res.n_tokens, t0, res.stop_reason);
+    if (st) {
+        free(out.p);
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, *msg ? msg : gemma_strerror(st), NULL);
+    }
+    serve_outcome o = {out.p ? out.p : "", out.len, res.stop_reason, n_prompt, res.n_tokens};
+    char *body = openai_response(srv->cfg, r, id, (long)time(NULL), &o);
+    free(out.p);
+    return send_json(c, MHD_HTTP_OK, body);
+}
+
+/* ---- streaming ----------------------------------------------------------------------- */
+
+typedef struct stream_job {
+    server *srv;
+    serve_request req;
+    gemma_session *s;
+    char id[48];
+    long created;
+    int32_t n_prompt;
+    double t0;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    text_buf q;   /* events not yet sent: q.p[off .. len) */
+    size_t off;
+    bool done;
+    atomic_bool gone; /* the client disconnected */
+    pthread_t th;
+} stream_job;
+
+/* Appends one event (taken over; NULL is ignored) for the reader. */
+static void push_event(stream_job *j, char *ev)
+{
+    if (!ev)
+        return;
+    pthread_mutex_lock(&j->mu);
+    buf_add(&j->q, ev, strlen(ev));
+    pthread_mutex_unlock(&j->mu);
+    pthread_cond_signal(&j->cv);
+    free(ev);
+}
+
+static int stream_token(void *user, const char *text, size_t len, gemma_token tok)
+{
+    (void)tok;
+    stream_job *j = user;
+    if (atomic_load(&j->gone))
+        return 1;
+    if (len)
+        push_event(j, openai_chunk(j->srv->cfg, &j->req, j->id, j->created, text, len, false, NULL));
+    return 0;
+}
+
+static void *stream_worker(void *arg)
+{
+    stream_job *j = arg;
+    const serve_config *cfg = j->srv->cfg;
+    j->req.gen.on_token = stream_token;
+    j->req.gen.user = j;
+    gemma_generate_result res = {0};
+    gemma_status st = gemma_session_generate(j->s, &j->req.gen, &res);
+    serve_outcome o = {"", 0, res.stop_reason, j->n_prompt, res.n_tokens};
+    if (st) {
+        const char *why = gemma_session_last_error(j->s);
+        size_t n = strlen("data: \n\n") + 1;
+        char *e = openai_error(why && *why ? why : gemma_strerror(st), "server_error", NULL);
+        char *ev = e ? malloc(strlen(e) + n) : NULL;
+        if (ev)
+            sprintf(ev, "data: %s\n\n", e);
+        free(e);
+        push_event(j, ev);
+    } else {
+        push_event(j, openai_chunk(cfg, &j->req, j->id, j->created, "", 0, false, &o));
+        if (j->req.include_usage)
+            push_event(j, openai_usage_chunk(cfg, &j->req, j->id, j->created, &o));
+    }
+    push_event(j, strdup("data: [DONE]\n\n"));
+    log_request(j->srv, &j->req, j->n_prompt, res.n_tokens, j->t0, res.stop_reason);
+    pthread_mutex_lock(&j->mu);
+    j->done = true;
+    pthread_mutex_unlock(&j->mu);
+    pthread_cond_signal(&j->cv);
+    return NULL;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    stream_job *j = cls;
+    pthread_mutex_lock(&j->mu);
+    while (j->off == j->q.len && !j->done)
+        pthread_cond_wait(&j->cv, &j->mu);
+    ssize_t n = MHD_CONTENT_READER_END_OF_STREAM;
+    if (j->off < j->q.len) {
+        size_t k = j->q.len - j->off < max ? j->q.len - j->off : max;
+        memcpy(buf, j->q.p + j->off, k);
+        j->off += k;
+        if (j->off == j->q.len)
+            j->off = j->q.len = 0;
+        n = (ssize_t)k;
+    }
+    pthread_mutex_unlock(&j->mu);
+    return n;
+}
+
+/* Called by libmicrohttpd when the response is done with, finished or not. */
+static void stream_free(void *cls)
+{
+    stream_job *j = cls;
+    atomic_store(&j->gone, true);
+    gemma_session_cancel(j->s);
+    pthread_join(j->th, NULL);
+    slots_release(j->srv->slots, j->s);
+    openai_request_free(&j->req);
+    free(j->q.p);
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+    free(j);
+}
+
+static enum MHD_Result complete_stream(server *srv, struct MHD_Connection *c, serve_request *r, const char *id)
+{
+    double t0 = now_s();
+    enum MHD_Result ret = MHD_NO;
+    stream_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        openai_request_free(r);
+        return send_json(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL);
+    }
+    if (!(j->s = start(srv, c, r, &ret))) {
+        openai_request_free(r);
+        free(j);
+        return ret;
+    }
+    j->srv = srv;
+    j->req = *r; /* the job owns the request from here */
+    memset(r, 0, sizeof *r);
+    snprintf(j->id, sizeof j->id, "%s", id);
+    j->created = (long)time(NULL);
+    j->n_prompt = gemma_session_n_past(j->s);
+    j->t0 = t0;
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
+    if (j->req.kind == SERVE_CHAT) /* the assistant role first, as OpenAI does */
+        push_event(j, openai_chunk(srv->cfg, &j->req, j->id, j->created, "", 0, true, NULL));
+    if (pthread_create(&j->th, NULL, stream_worker, j)) {
+        slots_release(srv->slots, j->s);
+        openai_request_free(&j->req);
+        free(j->q.p);
+        pthread_mutex_destroy(&j->mu);
+        pthread_cond_destroy(&j->cv);
+        free(j);
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot start a generation thread", NULL);
+    }
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, j,
+                                                                  stream_free);
+    if (!resp) {
+        stream_free(j);
+        return MHD_NO;
+    }
+    add_common_headers(resp, "text/event-stream");
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result complete(server *srv, struct MHD_Connection *c, serve_kind kind, const conn *k)
+{
+    serve_request r;
+    char err[512];
+    if (!openai_parse(srv->cfg, kind, k->body ? k->body : "", k->len, &r, err, sizeof err)) {
+        openai_request_free(&r);
+        return send_error(c, MHD_HTTP_BAD_REQUEST, err, NULL);
+    }
+    char id[48];
+    snprintf(id, sizeof id, "%s-%lx%04lx", kind == SERVE_CHAT ? "chatcmpl" : "cmpl", (unsigned long)srv->started,
+             (unsigned long)atomic_fetch_add(&srv->next_id, 1));
+    if (r.stream)
+        return complete_stream(srv, c, &r, id);
+    enum MHD_Result ret = complete_plain(srv, c, &r, id);
+    openai_request_free(&r);
+    return ret;
+}
+
+/* ---- routing ------------------------------------------------------------------------- */
+
+static bool authorized(const server *srv, struct MHD_Connection *c)
+{
+    if (!srv->cfg->api_key)
+        return true;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    return h && !strncmp(h, "Bearer ", 7) && !strcmp(h + 7, srv->cfg->api_key);
+}
+
+static char *health_json(server *srv)
+{
+    char *s = malloc(128);
+    if (s)
+        snprintf(s, 128, "{\"status\":\"ok\",\"slots_idle\":%d,\"slots_processing\":%d}",
+                 slots_count(srv->slots) - slots_busy(srv->slots), slots_busy(srv->slots));
+    return s;
+}
+
+static enum MHD_Result route(server *srv, struct MHD_Connection *c, const char *url, const char *method,
+                             const conn *k)
+{
+    bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+    if (!strcmp(method, "OPTIONS"))
+        return send_preflight(c);
+    const char *path = !strncmp(url, "/v1/", 4) ? url + 3 : url;
+    bool known = !strcmp(path, "/health") || !strcmp(path, "/models") || !strcmp(path, "/chat/completions") ||
+                 !strcmp(path, "/completions");
+    if (!known)
+        return send_error(c, MHD_HTTP_NOT_FOUND,
+                          "no such endpoint; try POST /v1/chat/completions, POST /v1/completions, GET /v1/models or "
+                          "GET /health", NULL);
+    if (!strcmp(path, "/health") && get)
+        return send_json(c, MHD_HTTP_OK, health_json(srv));
+    if (!authorized(srv, c))
+        return send_error(c, MHD_HTTP_UNAUTHORIZED, "missing or wrong API key (send \"Authorization: Bearer KEY\")",
+                          NULL);
+    if (!strcmp(path, "/models") && get)
+        return send_json(c, MHD_HTTP_OK, openai_models(srv->cfg, srv->started));
+    if (!post || !strcmp(path, "/models") || !strcmp(path, "/health"))
+        return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "wrong method for this endpoint", NULL);
+    if (k->too_big)
+        return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "the request body is over 16 MiB", NULL);
+    return complete(srv, c, !strcmp(path, "/chat/completions") ? SERVE_CHAT : SERVE_COMPLETION, k);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    conn *k = *con_cls;
+    if (!k) {
+        *con_cls = k = calloc(1, sizeof *k);
+        return k ? MHD_YES : MHD_NO;
+    }
+    if (*upload_size) {
+        text_buf b = {k->body, k->len, k->cap};
+        if (k->len + *upload_size > MAX_BODY || !buf_add(&b, upload, *upload_size))
+            k->too_big = true;
+        k->body = b.p, k->len = b.len, k->cap = b.cap;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    return route(cls, c, url, method, k);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t)
+{
+    (void)cls, (void)c, (void)t;
+    conn *k = *con_cls;
+    if (k)
+        free(k->body);
+    free(k);
+    *con_cls = NULL;
+}
+
+/* ---- the daemon ---------------------------------------------------------------------- */
+
+static bool make_addr(const char *host, int port, struct sockaddr_storage *ss, bool *v6)
+{
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        *v6 = false;
+        return true;
+    }
+    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        *v6 = true;
+        return true;
+    }
+    return false;
+}
+
+int serve_run(const serve_config *cfg)
+{
+    struct sockaddr_storage addr;
+    bool v6 = false;
+    if (!make_addr(cfg->host, cfg->port, &addr, &v6)) {
+        fprintf(stderr, "gemma serve: --host %s is not an IPv4 or IPv6 address (e.g. 127.0.0.1, 0.0.0.0, ::1)\n",
+                cfg->host);
+        return 2;
+    }
+    /* Ctrl-C and SIGTERM are taken with sigwait below; every thread inherits this mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    server srv = {.cfg = cfg, .started = (long)time(NULL)};
+    if (!(srv.slots = slots_create(cfg->model, cfg->n_slots, &cfg->session)))
+        return 1;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG |
+                     (v6 ? MHD_USE_IPv6 : 0);
+    struct MHD_Daemon *d = MHD_start_daemon(
+        flags, (uint16_t)cfg->port, NULL, NULL, on_request, &srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, &srv, MHD_OPTION_CONNECTION_TIMEOUT, 300u,
+        MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_END);
+    if (!d) {
+        fprintf(stderr, "gemma serve: cannot listen on %s port %d (in use, or not an address of this machine?); "
+                        "try another --port or --host\n", cfg->host, cfg->port);
+        slots_free(srv.slots);
+        return 1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    fprintf(stderr, "gemma serve: listening on http://%s%s%s:%u/v1 (model \"%s\", %d session%s); Ctrl-C stops\n",
+            v6 ? "[" : "", cfg->host, v6 ? "]" : "", info ? info->port : (unsigned)cfg->port, cfg->model_id,
+            cfg->n_slots, cfg->n_slots == 1 ? "" : "s");
+    fflush(stderr);
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    fprintf(stderr, "gemma serve: stopping (%s)\n", sig == SIGINT ? "interrupt" : "terminate");
+    slots_shutdown(srv.slots);
+    MHD_stop_daemon(d);
+    slots_free(srv.slots);
+    return 0;
+}
