@@ -332,6 +332,18 @@ GEMMA_API gemma_status gemma_session_reset(gemma_session *s);
 /* Number of tokens in the KV cache (the current position). */
 GEMMA_API int32_t gemma_session_n_past(const gemma_session *s);
 
+/* The tokens in the KV cache, in order (*n gets gemma_session_n_past). Owned by the session;
+ * valid until the next call that evaluates, rewinds or resets it. */
+GEMMA_API const gemma_token *gemma_session_tokens(const gemma_session *s, int32_t *n);
+
+/* Keeps the first n_keep tokens of the cache and forgets the rest, so a new prompt that
+ * starts like the old one only evaluates what differs (a chat's next turn, a server reusing
+ * a session). Sliding-window layers keep only the last window + batch positions, so going
+ * back further than n_batch tokens or so is refused with GEMMA_E_UNSUPPORTED and the session
+ * is left as it was: reset it and evaluate the whole prompt instead. Logits are unavailable
+ * until the next eval. */
+GEMMA_API gemma_status gemma_session_rewind(gemma_session *s, int32_t n_keep);
+
 /* Evaluates tokens after the current position, in batches of n_batch. Afterwards the
  * logits of the last token are available from gemma_session_logits. When logits_all is
  * not NULL it receives n * n_vocab floats, row i = logits after tokens[0..i].

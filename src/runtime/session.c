@@ -126,6 +126,52 @@ gemma_status gemma_session_reset(gemma_session *s)
 
 int32_t gemma_session_n_past(const gemma_session *s) { return s ? s->n_past : 0; }
 
+const gemma_token *gemma_session_tokens(const gemma_session *s, int32_t *n)
+{
+    if (n)
+        *n = s ? s->n_past : 0;
+    return s ? s->history : NULL;
+}
+
+/* Whether every sliding-window ring still holds the window before position n_keep: the
+ * query there reads positions n_keep - n_swa + 1 .. n_keep - 1, and a ring of `cells`
+ * holds the last `cells` positions written. */
+static bool window_kept(const gemma_session *s, int32_t n_keep)
+{
+    const gemma_model *m = s->model;
+    if (n_keep == 0)
+        return true;
+    for (int32_t il = 0; il < m->hp.n_layer; il++) {
+        const gm_kv_layer *L = &s->kv->layer[il];
+        if (!m->layers[il].is_swa || !L->owned || s->n_past <= L->cells)
+            continue;
+        if ((int64_t)n_keep - m->hp.n_swa + 1 < (int64_t)s->n_past - L->cells)
+            return false;
+    }
+    return true;
+}
+
+gemma_status gemma_session_rewind(gemma_session *s, int32_t n_keep)
+{
+    if (!s)
+        return GEMMA_E_INVALID_ARG;
+    clear_error(s);
+    if (n_keep < 0 || n_keep > s->n_past)
+        return gm_session_fail(s, GEMMA_E_INVALID_ARG, "rewind to %d tokens: the session holds %d", (int)n_keep,
+                               (int)s->n_past);
+    if (!window_kept(s, n_keep))
+        return gm_session_fail(s, GEMMA_E_UNSUPPORTED,
+                               "rewind from %d to %d tokens: the sliding-window cache no longer holds the "
+                               "positions before %d; reset the session and evaluate the prompt again",
+                               (int)s->n_past, (int)n_keep, (int)n_keep);
+    if (n_keep < s->n_past) {
+        s->n_past = n_keep;
+        s->has_logits = false;
+        s->in_model_turn = false;
+    }
+    return GEMMA_OK;
+}
+
 const float *gemma_session_logits(const gemma_session *s)
 {
     return s && s->has_logits ? s->logits : NULL;

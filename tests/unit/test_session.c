@@ -257,6 +257,45 @@ static void test_logits_all(void)
     free(rows);
 }
 
+/* Rewinding keeps the cache of the kept prefix: continuing from it gives the logits of a
+ * session that never saw the dropped tokens; a rewind past the sliding window is refused
+ * and leaves the session as it was. */
+static void test_rewind(void)
+{
+    enum { N = 600, KEEP = 591, MORE = 4 }; /* 591: its window 80..590 is just still in the ring (80..599) */
+    gemma_token *ids = malloc(N * sizeof *ids);
+    REQUIRE(ids);
+    ids[0] = gemma_token_bos(model);
+    for (int i = 1; i < N; i++)
+        ids[i] = 1000 + (i * 7919) % 20000;
+    gemma_token more[MORE] = {818, 5279, 529, 7001};
+    gemma_session_params sp = gemma_session_default_params();
+    sp.n_threads = 2;
+    sp.n_ctx = 1024;
+    sp.n_batch = 8; /* sliding-window rings of 512 + 8 cells: 600 tokens wrap them */
+    gemma_session *a = NULL, *b = NULL;
+    gemma_error err;
+    REQUIRE(gemma_session_create(model, &sp, &a, &err) == GEMMA_OK);
+    REQUIRE(gemma_session_create(model, &sp, &b, &err) == GEMMA_OK);
+    REQUIRE(gemma_session_eval(a, ids, N, NULL) == GEMMA_OK);
+    int32_t n = 0;
+    const gemma_token *held = gemma_session_tokens(a, &n);
+    CHECK(n == N && held && !memcmp(held, ids, N * sizeof *ids));
+    CHECK(gemma_session_rewind(a, KEEP - 1) == GEMMA_E_UNSUPPORTED && gemma_session_n_past(a) == N);
+    CHECK(strstr(gemma_session_last_error(a), "sliding-window") != NULL);
+    CHECK(gemma_session_rewind(a, N + 1) == GEMMA_E_INVALID_ARG && gemma_session_rewind(a, -1) == GEMMA_E_INVALID_ARG);
+    CHECK(gemma_session_rewind(a, KEEP) == GEMMA_OK && gemma_session_n_past(a) == KEEP);
+    CHECK(gemma_session_logits(a) == NULL);
+    CHECK(gemma_session_eval(a, more, MORE, NULL) == GEMMA_OK);
+    CHECK(gemma_session_eval(b, ids, KEEP, NULL) == GEMMA_OK && gemma_session_eval(b, more, MORE, NULL) == GEMMA_OK);
+    const double rel = rel_diff(gemma_session_logits(a), gemma_session_logits(b));
+    CHECKF(rel < 1e-3, "rewound vs fresh: rel %g", rel);
+    CHECK(gemma_session_rewind(a, 0) == GEMMA_OK && gemma_session_n_past(a) == 0);
+    gemma_session_free(a);
+    gemma_session_free(b);
+    free(ids);
+}
+
 /* Parses "1,2,3" into ids; returns the count. */
 static int parse_ids(const char *s, gemma_token *ids, int cap)
 {
@@ -384,6 +423,7 @@ int main(void)
     RUN(test_context_limits);
     RUN(test_chat);
     RUN(test_logits_all);
+    RUN(test_rewind);
     RUN(test_llamacpp_greedy);
     RUN(test_long_prompt);
     gemma_model_free(model);
