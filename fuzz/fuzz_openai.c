@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!r.msgs[i].role || !r.msgs[i].content)
             __builtin_trap();
     const char *text = kind == SERVE_CHAT ? r.msgs[0].content : r.prompt;
-    serve_outcome o = {text, strlen(text), GEMMA_STOP_EOG, 3, 4};
+    serve_outcome o = {text, strlen(text), GEMMA_STOP_EOG, 3, 4, 2};
     free(openai_response(&cfg, &r, "id", 1, &o));
     free(openai_chunk(&cfg, &r, "id", 1, text, strlen(text), true, NULL));
     free(openai_chunk(&cfg, &r, "id", 1, "", 0, false, &o));

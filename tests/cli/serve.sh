@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # gemma serve on the default model, through raw HTTP: the OpenAI endpoints and fields,
-# streaming, greedy output equal to `gemma run`, stop strings, concurrent requests over two
-# sessions, a client that hangs up mid-stream, errors with messages, API keys, shutdown.
+# streaming, greedy output equal to `gemma run`, stop strings, a chat's next turn reusing
+# the cache (same text as a fresh session), concurrent requests over two sessions, a client
+# that hangs up mid-stream, errors with messages, API keys, shutdown.
 set -u
 gemma="${1:?usage: serve.sh PATH_TO_GEMMA}"
 model="${GEMMA_TEST_MODEL:-}"
@@ -92,6 +93,17 @@ try:
     finals = [e for e in ev if e["choices"] and e["choices"][0]["finish_reason"]]
     assert len(finals) == 1 and ev[-1]["usage"]["completion_tokens"] == r["usage"]["completion_tokens"], ev[-2:]
 
+    # the next turn of a conversation reuses the session's cache of the turns so far
+    turn2 = {**chat, "messages": chat["messages"] + [{"role": "assistant", "content": plain},
+                                                      {"role": "user", "content": "Another one."}]}
+    st, r2 = post(port, "/v1/chat/completions", turn2)
+    assert st == 200 and r2["usage"]["prompt_tokens_details"]["cached_tokens"] > 0, r2["usage"]
+    st, r3 = post(port, "/v1/chat/completions", turn2)  # the same prompt again: all but its last token reused
+    u = r3["usage"]
+    assert u["prompt_tokens_details"]["cached_tokens"] == u["prompt_tokens"] - 1, u
+    turn2_text = r2["choices"][0]["message"]["content"]
+    assert r3["choices"][0]["message"]["content"] == turn2_text, (r3, r2)
+
     # four clients at once on two sessions: all served, same greedy text
     results = [None] * 4
     def client(i):
@@ -141,6 +153,10 @@ finally:
 srv, port = start("--api-key", "sekret", "--parallel", "1")
 try:
     error_of(*post(port, "/v1/completions", greedy), 401)
+    # a fresh session gives the text the reused caches gave
+    st, r = post(port, "/v1/chat/completions", turn2, headers={"Authorization": "Bearer sekret"})
+    assert st == 200 and r["usage"]["prompt_tokens_details"]["cached_tokens"] == 0, r
+    assert r["choices"][0]["message"]["content"] == turn2_text, (r, turn2_text)
     st, r = post(port, "/v1/completions", greedy, headers={"Authorization": "Bearer sekret"})
     assert st == 200, r
     assert request(port, "GET", "/health")[0] == 200

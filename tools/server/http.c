@@ -107,28 +107,92 @@ static bool buf_add(text_buf *b, const char *s, size_t n)
     return true;
 }
 
-/* Takes a session and evaluates the prompt. On failure queues the error response and
- * returns NULL (*ret holds what to return to libmicrohttpd). */
-static gemma_session *start(server *srv, struct MHD_Connection *c, const serve_request *r, enum MHD_Result *ret)
+/* The prompt as the session would see it: the chat rendered with its BOS, or the text with
+ * BOS; control-token text is parsed in both, as gemma_session_feed_* do. */
+static gemma_status prompt_tokens(gemma_model *m, const serve_request *r, gemma_token **out, size_t *n, char *err,
+                                  size_t cap)
 {
-    gemma_session *s = slots_acquire(srv->slots);
+    char *text = r->prompt;
+    size_t len = r->kind == SERVE_COMPLETION ? strlen(r->prompt) : 0;
+    gemma_status st = GEMMA_OK;
+    *out = NULL;
+    if (r->kind == SERVE_CHAT) {
+        gemma_error e = {0};
+        char probe[1];
+        st = gemma_chat_render(m, r->msgs, r->n_msgs, true, true, probe, sizeof probe, &len, &e);
+        if (st == GEMMA_E_BUFFER_TOO_SMALL && (text = malloc(len + 1)))
+            st = gemma_chat_render(m, r->msgs, r->n_msgs, true, true, text, len + 1, &len, &e);
+        else if (st == GEMMA_E_BUFFER_TOO_SMALL)
+            st = GEMMA_E_NOMEM;
+        if (st) {
+            snprintf(err, cap, "%s", e.message[0] ? e.message : gemma_strerror(st));
+            goto done;
+        }
+    }
+    for (size_t want = len + 16, pass = 0; pass < 2; pass++) {
+        free(*out);
+        if (!(*out = malloc(want * sizeof **out))) {
+            st = GEMMA_E_NOMEM;
+            break;
+        }
+        st = gemma_tokenize(m, text, len, r->kind == SERVE_COMPLETION, true, *out, want, n);
+        if (st != GEMMA_E_BUFFER_TOO_SMALL)
+            break;
+        want = *n;
+    }
+    if (st)
+        snprintf(err, cap, "tokenizing the prompt failed: %s", gemma_strerror(st));
+    else if (*n == 0)
+        snprintf(err, cap, "the prompt is empty"), st = GEMMA_E_INVALID_ARG;
+done:
+    if (text != r->prompt)
+        free(text);
+    if (st) {
+        free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+/* Takes a session and evaluates the prompt, reusing the part of the session's cache that
+ * starts like it. On failure queues the error response and returns NULL (*ret holds what
+ * to return to libmicrohttpd). */
+static gemma_session *start(server *srv, struct MHD_Connection *c, const serve_request *r, serve_outcome *o,
+                            enum MHD_Result *ret)
+{
+    char msg[600];
+    gemma_token *toks;
+    size_t n;
+    gemma_status st = prompt_tokens(srv->cfg->model, r, &toks, &n, msg, sizeof msg);
+    const char *param = r->kind == SERVE_CHAT ? "messages" : "prompt";
+    if (st) {
+        *ret = send_error(c, st == GEMMA_E_NOMEM ? MHD_HTTP_INTERNAL_SERVER_ERROR : MHD_HTTP_BAD_REQUEST, msg, param);
+        return NULL;
+    }
+    gemma_session *s = slots_acquire(srv->slots, toks, n);
     if (!s) {
+        free(toks);
         *ret = send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "the server is shutting down", NULL);
         return NULL;
     }
-    gemma_status st = gemma_session_reset(s);
-    if (!st)
-        st = r->kind == SERVE_CHAT ? gemma_session_feed_chat(s, r->msgs, r->n_msgs)
-                                   : gemma_session_feed_text(s, r->prompt, strlen(r->prompt));
+    /* at least the last prompt token is evaluated again: generation needs its logits */
+    size_t keep = slots_common_prefix(s, toks, n);
+    keep = keep == n ? n - 1 : keep;
+    if (gemma_session_rewind(s, (int32_t)keep) != GEMMA_OK) {
+        gemma_session_reset(s);
+        keep = 0;
+    }
+    st = gemma_session_eval(s, toks + keep, n - keep, NULL);
+    free(toks);
+    *o = (serve_outcome){.prompt_tokens = (int32_t)n, .cached_tokens = (int32_t)keep};
     if (st == GEMMA_OK)
         return s;
-    char msg[600];
     const char *why = gemma_session_last_error(s);
     snprintf(msg, sizeof msg, "%s", why && *why ? why : gemma_strerror(st));
+    gemma_session_reset(s); /* its cache no longer matches any prompt we could reuse */
     slots_release(srv->slots, s);
-    bool client = st == GEMMA_E_CONTEXT_FULL || st == GEMMA_E_INVALID_ARG || st == GEMMA_E_CHAT;
-    *ret = send_error(c, client ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_INTERNAL_SERVER_ERROR, msg,
-                      r->kind == SERVE_CHAT ? "messages" : "prompt");
+    bool client = st == GEMMA_E_CONTEXT_FULL || st == GEMMA_E_INVALID_ARG;
+    *ret = send_error(c, client ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_INTERNAL_SERVER_ERROR, msg, param);
     return NULL;
 }
 
@@ -138,23 +202,22 @@ static int collect_token(void *user, const char *text, size_t len, gemma_token t
     return buf_add(user, text, len) ? 0 : 1;
 }
 
-static void log_request(const server *srv, const serve_request *r, int32_t n_prompt, int32_t n_gen, double t0,
-                        gemma_stop_reason stop)
+static void log_request(const server *srv, const serve_request *r, const serve_outcome *o, double t0)
 {
     if (srv->cfg->verbose)
-        fprintf(stderr, "gemma serve: %s%s: %d prompt + %d generated tokens in %.2f s (%s)\n",
-                r->kind == SERVE_CHAT ? "chat" : "completion", r->stream ? " (stream)" : "", n_prompt, n_gen,
-                now_s() - t0, openai_finish_reason(stop));
+        fprintf(stderr, "gemma serve: %s%s: %d prompt (%d cached) + %d generated tokens in %.2f s (%s)\n",
+                r->kind == SERVE_CHAT ? "chat" : "completion", r->stream ? " (stream)" : "", o->prompt_tokens,
+                o->cached_tokens, o->completion_tokens, now_s() - t0, openai_finish_reason(o->stop));
 }
 
 static enum MHD_Result complete_plain(server *srv, struct MHD_Connection *c, serve_request *r, const char *id)
 {
     double t0 = now_s();
     enum MHD_Result ret = MHD_NO;
-    gemma_session *s = start(srv, c, r, &ret);
+    serve_outcome o;
+    gemma_session *s = start(srv, c, r, &o, &ret);
     if (!s)
         return ret;
-    int32_t n_prompt = gemma_session_n_past(s);
     text_buf out = {0};
     r->gen.on_token = collect_token;
     r->gen.user = &out;
@@ -163,14 +226,15 @@ static enum MHD_Result complete_plain(server *srv, struct MHD_Connection *c, ser
     char msg[600];
     snprintf(msg, sizeof msg, "%s", st ? gemma_session_last_error(s) : "");
     slots_release(srv->slots, s);
-    log_request(srv, r, n_prompt, res.n_tokens, t0, res.stop_reason);
-    if (st) {
-        free(out.p);
-        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, *msg ? msg : gemma_strerror(st), NULL);
-    }
-    serve_outcome o = {out.p ? out.p : "", out.len, res.stop_reason, n_prompt, res.n_tokens};
-    char *body = openai_response(srv->cfg, r, id, (long)time(NULL), &o);
+    o.text = out.p ? out.p : "";
+    o.len = out.len;
+    o.stop = res.stop_reason;
+    o.completion_tokens = res.n_tokens;
+    log_request(srv, r, &o, t0);
+    char *body = st ? NULL : openai_response(srv->cfg, r, id, (long)time(NULL), &o);
     free(out.p);
+    if (st)
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, *msg ? msg : gemma_strerror(st), NULL);
     return send_json(c, MHD_HTTP_OK, body);
 }
 
@@ -182,7 +246,7 @@ typedef struct stream_job {
     gemma_session *s;
     char id[48];
     long created;
-    int32_t n_prompt;
+    serve_outcome o;
     double t0;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -224,7 +288,9 @@ static void *stream_worker(void *arg)
     j->req.gen.user = j;
     gemma_generate_result res = {0};
     gemma_status st = gemma_session_generate(j->s, &j->req.gen, &res);
-    serve_outcome o = {"", 0, res.stop_reason, j->n_prompt, res.n_tokens};
+    j->o.stop = res.stop_reason;
+    j->o.completion_tokens = res.n_tokens;
+    j->o.text = "";
     if (st) {
         const char *why = gemma_session_last_error(j->s);
         size_t n = strlen("data: \n\n") + 1;
@@ -235,13 +301,17 @@ static void *stream_worker(void *arg)
         free(e);
         push_event(j, ev);
     } else {
-        push_event(j, openai_chunk(cfg, &j->req, j->id, j->created, "", 0, false, &o));
+        push_event(j, openai_chunk(cfg, &j->req, j->id, j->created, "", 0, false, &j->o));
         if (j->req.include_usage)
-            push_event(j, openai_usage_chunk(cfg, &j->req, j->id, j->created, &o));
+            push_event(j, openai_usage_chunk(cfg, &j->req, j->id, j->created, &j->o));
     }
     push_event(j, strdup("data: [DONE]\n\n"));
-    log_request(j->srv, &j->req, j->n_prompt, res.n_tokens, j->t0, res.stop_reason);
+    log_request(j->srv, &j->req, &j->o, j->t0);
+    /* The session goes back now, not when the client has read everything: a chat's next
+     * turn, sent as soon as [DONE] arrives, should find it (and its cache) free. */
     pthread_mutex_lock(&j->mu);
+    slots_release(j->srv->slots, j->s);
+    j->s = NULL;
     j->done = true;
     pthread_mutex_unlock(&j->mu);
     pthread_cond_signal(&j->cv);
@@ -273,9 +343,11 @@ static void stream_free(void *cls)
 {
     stream_job *j = cls;
     atomic_store(&j->gone, true);
-    gemma_session_cancel(j->s);
+    pthread_mutex_lock(&j->mu);
+    if (j->s) /* still generating: stop it (the worker then returns the session) */
+        gemma_session_cancel(j->s);
+    pthread_mutex_unlock(&j->mu);
     pthread_join(j->th, NULL);
-    slots_release(j->srv->slots, j->s);
     openai_request_free(&j->req);
     free(j->q.p);
     pthread_mutex_destroy(&j->mu);
@@ -292,7 +364,7 @@ static enum MHD_Result complete_stream(server *srv, struct MHD_Connection *c, se
         openai_request_free(r);
         return send_json(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL);
     }
-    if (!(j->s = start(srv, c, r, &ret))) {
+    if (!(j->s = start(srv, c, r, &j->o, &ret))) {
         openai_request_free(r);
         free(j);
         return ret;
@@ -302,7 +374,6 @@ static enum MHD_Result complete_stream(server *srv, struct MHD_Connection *c, se
     memset(r, 0, sizeof *r);
     snprintf(j->id, sizeof j->id, "%s", id);
     j->created = (long)time(NULL);
-    j->n_prompt = gemma_session_n_past(j->s);
     j->t0 = t0;
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);

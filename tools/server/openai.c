@@ -290,6 +290,8 @@ static void add_usage(cJSON *o, const serve_outcome *out)
     cJSON_AddNumberToObject(u, "prompt_tokens", out->prompt_tokens);
     cJSON_AddNumberToObject(u, "completion_tokens", out->completion_tokens);
     cJSON_AddNumberToObject(u, "total_tokens", (double)out->prompt_tokens + out->completion_tokens);
+    cJSON *d = cJSON_AddObjectToObject(u, "prompt_tokens_details");
+    cJSON_AddNumberToObject(d, "cached_tokens", out->cached_tokens);
 }
 
 /* Serializes and frees o; NULL when any allocation along the way failed. */

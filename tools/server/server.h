@@ -39,8 +39,12 @@ typedef struct serve_slots serve_slots;
 /* Creates n sessions; NULL after printing why not. */
 serve_slots *slots_create(gemma_model *m, int n, const gemma_session_params *p);
 void slots_free(serve_slots *p);
-/* Waits for a free session and takes it; NULL once slots_shutdown was called. */
-gemma_session *slots_acquire(serve_slots *p);
+/* Waits for a free session and takes it: of the free ones, the one whose cache shares the
+ * longest prefix with prompt[0..n) (its evaluation can be reused). NULL once slots_shutdown
+ * was called. */
+gemma_session *slots_acquire(serve_slots *p, const gemma_token *prompt, size_t n);
+/* Length of the common prefix of the session's cache and prompt[0..n). */
+size_t slots_common_prefix(const gemma_session *s, const gemma_token *prompt, size_t n);
 void slots_release(serve_slots *p, gemma_session *s);
 /* Wakes every waiter (they get NULL) and cancels every running request. */
 void slots_shutdown(serve_slots *p);
@@ -76,6 +80,7 @@ typedef struct serve_outcome {
     size_t len;
     gemma_stop_reason stop;
     int32_t prompt_tokens, completion_tokens;
+    int32_t cached_tokens; /* prompt tokens whose evaluation was reused from the session */
 } serve_outcome;
 
 /* Response bodies; each returns a malloc'd NUL-terminated string (NULL when out of memory). */

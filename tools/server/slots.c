@@ -1,6 +1,8 @@
 /* The session pool. Every session shares the one loaded model (gemma_model is immutable
  * and thread-safe); each owns its KV cache and thread pool, so a request runs on one session
- * alone and requests beyond the pool's size wait, first come first served. */
+ * alone and requests beyond the pool's size wait, first come first served. A request gets
+ * the free session whose cache starts like its prompt, so a chat's next turn reuses the
+ * evaluation of the conversation so far. */
 #include "server.h"
 
 #include <pthread.h>
@@ -53,7 +55,17 @@ void slots_free(serve_slots *p)
     free(p);
 }
 
-gemma_session *slots_acquire(serve_slots *p)
+size_t slots_common_prefix(const gemma_session *s, const gemma_token *prompt, size_t n)
+{
+    int32_t held = 0;
+    const gemma_token *h = gemma_session_tokens(s, &held);
+    size_t k = 0;
+    while (k < n && k < (size_t)held && h[k] == prompt[k])
+        k++;
+    return k;
+}
+
+gemma_session *slots_acquire(serve_slots *p, const gemma_token *prompt, size_t n)
 {
     pthread_mutex_lock(&p->mu);
     unsigned long ticket = p->next_ticket++;
@@ -62,9 +74,12 @@ gemma_session *slots_acquire(serve_slots *p)
         if (p->down)
             break;
         int free_i = -1;
-        for (int i = 0; i < p->n && free_i < 0; i++)
-            if (!p->busy[i])
-                free_i = i;
+        size_t best = 0;
+        for (int i = 0; i < p->n; i++) {
+            size_t c = p->busy[i] ? 0 : slots_common_prefix(p->s[i], prompt, n);
+            if (!p->busy[i] && (free_i < 0 || c > best))
+                free_i = i, best = c;
+        }
         if (free_i >= 0 && ticket == p->serving) {
             p->busy[free_i] = true;
             p->serving++;
