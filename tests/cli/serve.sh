@@ -127,6 +127,20 @@ try:
     else:
         raise AssertionError("the session of a closed stream was not released")
 
+    # a client that gives up on a plain (not streamed) request frees its session too
+    s = socket.create_connection(("127.0.0.1", port))
+    body = json.dumps({"prompt": PROMPT, "max_tokens": 400})
+    s.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              f"Content-Length: {len(body)}\r\n\r\n{body}".encode())
+    time.sleep(0.3)
+    s.close()
+    for _ in range(100):
+        if json.loads(request(port, "GET", "/health")[2])["slots_processing"] == 0:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the session of an abandoned request was not released")
+
     # errors: status and a message that names the problem
     error_of(*post(port, "/v1/chat/completions", None, raw="{not json"), 400)
     assert "messages" in error_of(*post(port, "/v1/chat/completions", {"model": "x"}), 400)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #define MAX_BODY ((size_t)16 << 20)
@@ -196,10 +197,27 @@ static gemma_session *start(server *srv, struct MHD_Connection *c, const serve_r
     return NULL;
 }
 
+/* A plain (not streamed) answer: the text so far, and the client's socket, looked at now
+ * and then so that a client that gave up does not keep a session busy. */
+typedef struct plain_gen {
+    text_buf out;
+    int fd; /* -1: unknown */
+    int n;
+} plain_gen;
+
+static bool client_gone(int fd)
+{
+    char b;
+    return fd >= 0 && recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0; /* 0 = orderly close */
+}
+
 static int collect_token(void *user, const char *text, size_t len, gemma_token tok)
 {
     (void)tok;
-    return buf_add(user, text, len) ? 0 : 1;
+    plain_gen *g = user;
+    if (++g->n % 16 == 0 && client_gone(g->fd))
+        return 1;
+    return buf_add(&g->out, text, len) ? 0 : 1;
 }
 
 static void log_request(const server *srv, const serve_request *r, const serve_outcome *o, double t0)
@@ -218,14 +236,16 @@ static enum MHD_Result complete_plain(server *srv, struct MHD_Connection *c, ser
     gemma_session *s = start(srv, c, r, &o, &ret);
     if (!s)
         return ret;
-    text_buf out = {0};
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    plain_gen g = {.fd = ci ? ci->connect_fd : -1};
     r->gen.on_token = collect_token;
-    r->gen.user = &out;
+    r->gen.user = &g;
     gemma_generate_result res = {0};
     gemma_status st = gemma_session_generate(s, &r->gen, &res);
     char msg[600];
     snprintf(msg, sizeof msg, "%s", st ? gemma_session_last_error(s) : "");
     slots_release(srv->slots, s);
+    text_buf out = g.out;
     o.text = out.p ? out.p : "";
     o.len = out.len;
     o.stop = res.stop_reason;
