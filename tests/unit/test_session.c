@@ -262,13 +262,16 @@ static void test_logits_all(void)
  * and leaves the session as it was. */
 static void test_rewind(void)
 {
-    enum { N = 600, KEEP = 591, MORE = 4 }; /* 591: its window 80..590 is just still in the ring (80..599) */
-    gemma_token *ids = malloc(N * sizeof *ids);
+    /* 591: its window 80..590 is just still in the ring (80..599). Under valgrind (GEMMA_SKIP_SLOW)
+     * a short prompt that does not wrap the ring, without the refusal. */
+    const bool quick = getenv("GEMMA_SKIP_SLOW") != NULL;
+    const int N = quick ? 40 : 600, KEEP = quick ? 30 : 591, MORE = 4;
+    gemma_token *ids = malloc((size_t)N * sizeof *ids);
     REQUIRE(ids);
     ids[0] = gemma_token_bos(model);
     for (int i = 1; i < N; i++)
         ids[i] = 1000 + (i * 7919) % 20000;
-    gemma_token more[MORE] = {818, 5279, 529, 7001};
+    const gemma_token more[4] = {818, 5279, 529, 7001};
     gemma_session_params sp = gemma_session_default_params();
     sp.n_threads = 2;
     sp.n_ctx = 1024;
@@ -280,9 +283,11 @@ static void test_rewind(void)
     REQUIRE(gemma_session_eval(a, ids, N, NULL) == GEMMA_OK);
     int32_t n = 0;
     const gemma_token *held = gemma_session_tokens(a, &n);
-    CHECK(n == N && held && !memcmp(held, ids, N * sizeof *ids));
-    CHECK(gemma_session_rewind(a, KEEP - 1) == GEMMA_E_UNSUPPORTED && gemma_session_n_past(a) == N);
-    CHECK(strstr(gemma_session_last_error(a), "sliding-window") != NULL);
+    CHECK(n == N && held && !memcmp(held, ids, (size_t)N * sizeof *ids));
+    if (!quick) {
+        CHECK(gemma_session_rewind(a, KEEP - 1) == GEMMA_E_UNSUPPORTED && gemma_session_n_past(a) == N);
+        CHECK(strstr(gemma_session_last_error(a), "sliding-window") != NULL);
+    }
     CHECK(gemma_session_rewind(a, N + 1) == GEMMA_E_INVALID_ARG && gemma_session_rewind(a, -1) == GEMMA_E_INVALID_ARG);
     CHECK(gemma_session_rewind(a, KEEP) == GEMMA_OK && gemma_session_n_past(a) == KEEP);
     CHECK(gemma_session_logits(a) == NULL);
