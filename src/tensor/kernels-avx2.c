@@ -2,9 +2,10 @@
  * called after gm_isa_supported() said so.
  *
  * The u8 x s8 dot is vpmaddubsw + vpmaddwd. The Q8_0-activation family uses the sign trick
- * (|w| x sign(a, w)), which cannot saturate the 16-bit pair sums for |w| <= 128. Only 16
- * vector registers: tiles are up to 2 rows x 4 columns, and the K-quants decode one
- * super-block of a row into a small aligned buffer that every column then reads.
+ * (|w| x sign(a, w)), which cannot saturate the 16-bit pair sums for |w| <= 128; Q4_1/Q5_1
+ * (x Q8_1) are unsigned already. Only 16 vector registers: tiles are up to 2 rows x 4
+ * columns, and the K-quants decode one super-block of a row into a small aligned buffer
+ * of unsigned bytes and 16-bit scale vectors that every column then reads.
  */
 #include "kernels.h"
 
@@ -54,11 +55,13 @@ AI __m256i pack32(__m256i a, __m256i b, __m256i c, __m256i d)
 
 /* ---- activation quantizers ----------------------------------------------------------- */
 
-static void quant_q8_0(const float *x, void *vy, int64_t n)
+/* Q8_0 as ggml's x86 path: d = amax/127 (stored F16), id = 127/amax, round half to even.
+ * With s (Q8_1), also s = F16(d * sum(q)) of the stored (saturated) quants. */
+AI void quant_q8_x(const float *x, uint8_t *y, int64_t n, const bool s)
 {
-    block_q8_0 *y = vy;
+    const size_t bs = s ? 36 : 34;
     const __m256 sign = _mm256_set1_ps(-0.0f);
-    for (int64_t i = 0; i < n / QK; i++) {
+    for (int64_t i = 0; i < n / QK; i++, y += bs) {
         const float *xb = x + i * QK;
         __m256 v[4];
         __m256 m = _mm256_setzero_ps();
@@ -69,14 +72,25 @@ static void quant_q8_0(const float *x, void *vy, int64_t n)
         float amax = hmax(m);
         float d = amax / 127.f, id = amax != 0.f ? 127.f / amax : 0.f;
         uint16_t dh = (uint16_t)_cvtss_sh(d, 0);
-        memcpy(&y[i].d, &dh, 2);
+        memcpy(y, &dh, 2);
         __m256 vid = _mm256_set1_ps(id);
         __m256i q[4];
         for (int j = 0; j < 4; j++)
             q[j] = _mm256_cvtps_epi32(_mm256_mul_ps(v[j], vid));
-        _mm256_storeu_si256((__m256i *)y[i].qs, pack32(q[0], q[1], q[2], q[3]));
+        _mm256_storeu_si256((__m256i *)(y + bs - 32), pack32(q[0], q[1], q[2], q[3]));
+        if (s) {
+            __m256i t = _mm256_setzero_si256();
+            for (int j = 0; j < 4; j++) /* saturate as pack32 does */
+                t = _mm256_add_epi32(t, _mm256_max_epi32(_mm256_min_epi32(q[j], _mm256_set1_epi32(127)),
+                                                         _mm256_set1_epi32(-128)));
+            uint16_t sh = (uint16_t)_cvtss_sh((float)hsum_i32(t) * d, 0);
+            memcpy(y + 2, &sh, 2);
+        }
     }
 }
+
+static void quant_q8_0(const float *x, void *y, int64_t n) { quant_q8_x(x, y, n, false); }
+static void quant_q8_1(const float *x, void *y, int64_t n) { quant_q8_x(x, y, n, true); }
 
 static void quant_q8_k(const float *x, void *vy, int64_t n)
 {
@@ -170,13 +184,21 @@ FLOAT_DOT(dot_f32, ld_f32, sc_f32)
 FLOAT_DOT(dot_f16, ld_f16, sc_f16)
 FLOAT_DOT(dot_bf16, ld_bf16, sc_bf16)
 
-/* ---- Q4_0 / Q5_0 / Q8_0 x Q8_0 ------------------------------------------------------- */
+/* ---- Q4_0 / Q5_0 / Q8_0 x Q8_0, Q4_1 / Q5_1 x Q8_1 ---------------------------------- */
 
-enum { F_Q4_0, F_Q5_0, F_Q8_0 };
+enum { F_Q4_0, F_Q5_0, F_Q8_0, F_Q4_1, F_Q5_1 };
 
-AI size_t fam_bsize(int t) { return t == F_Q4_0 ? 18 : t == F_Q5_0 ? 22 : 34; }
+AI size_t fam_bsize(int t)
+{
+    return t == F_Q4_0 ? 18 : t == F_Q5_0 ? 22 : t == F_Q4_1 ? 20 : t == F_Q5_1 ? 24 : 34;
+}
+/* Q4_1/Q5_1 quants are unsigned (0..31): they go straight into maddubs and add m * s per
+ * block (s = d * sum(q) of the Q8_1 activation block). */
+AI bool fam_min(int t) { return t == F_Q4_1 || t == F_Q5_1; }
+/* Activation block: Q8_0 (d, qs) or Q8_1 (d, s, qs). */
+AI size_t fam_asize(int t) { return fam_min(t) ? 36 : 34; }
 
-/* One weight block as 32 signed values in element order. */
+/* One weight block as 32 values in element order: q - offset, or q for Q4_1/Q5_1. */
 AI __m256i fam_weights(int t, const uint8_t *blk)
 {
     if (t == F_Q8_0)
@@ -186,60 +208,83 @@ AI __m256i fam_weights(int t, const uint8_t *blk)
     __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), _mm256_set1_epi8(0x0F));
     if (t == F_Q4_0)
         return _mm256_sub_epi8(u, _mm256_set1_epi8(8));
-    /* Q5_0: byte i takes bit i of qh as its 5th bit. */
-    __m256i hv = _mm256_set1_epi32((int)rd32(blk + 2));
+    if (t == F_Q4_1)
+        return u;
+    /* Q5: byte i takes bit i of qh as its 5th bit. */
+    __m256i hv = _mm256_set1_epi32((int)rd32(blk + (t == F_Q5_0 ? 2 : 4)));
     __m256i sel = _mm256_shuffle_epi8(hv, _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
                                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
     const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
     __m256i hb = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(sel, bit), bit), _mm256_set1_epi8(16));
-    return _mm256_sub_epi8(_mm256_or_si256(u, hb), _mm256_set1_epi8(16));
+    u = _mm256_or_si256(u, hb);
+    return t == F_Q5_1 ? u : _mm256_sub_epi8(u, _mm256_set1_epi8(16));
 }
 
 AI void fam_tile(int t, const int R, const int C, int64_t nb, const uint8_t *w, size_t ldw,
                  const uint8_t *a, size_t lda, float *y, size_t ldy)
 {
-    const size_t bs = fam_bsize(t);
+    const size_t bs = fam_bsize(t), as = fam_asize(t);
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[2][4];
+    float macc[2][4] = { { 0 } }; /* the m * s terms */
     for (int r = 0; r < R; r++)
         for (int c = 0; c < C; c++)
             acc[r][c] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         __m256i ws[2], wa[2];
-        float dw[2];
+        float dw[2], mw[2] = { 0 };
 #pragma GCC unroll 2
         for (int r = 0; r < R; r++) {
             const uint8_t *blk = w + (size_t)r * ldw + (size_t)b * bs;
             /* Matvecs stream R rows at once; fetch the next tile's rows early. */
             _mm_prefetch((const char *)blk + (size_t)R * ldw, _MM_HINT_T0);
             ws[r] = fam_weights(t, blk);
-            wa[r] = _mm256_sign_epi8(ws[r], ws[r]);
+            wa[r] = fam_min(t) ? ws[r] : _mm256_sign_epi8(ws[r], ws[r]);
             dw[r] = h2f(rd16(blk));
+            if (fam_min(t))
+                mw[r] = h2f(rd16(blk + 2));
         }
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++) {
-            const uint8_t *ab = a + (size_t)c * lda + (size_t)b * 34;
-            __m256i av = _mm256_loadu_si256((const __m256i *)(ab + 2));
-            float da = h2f(rd16(ab));
+            const uint8_t *ab = a + (size_t)c * lda + (size_t)b * as;
+            __m256i av = _mm256_loadu_si256((const __m256i *)(ab + as - 32));
+            float da = h2f(rd16(ab)), sa = fam_min(t) ? h2f(rd16(ab + 2)) : 0.f;
 #pragma GCC unroll 2
             for (int r = 0; r < R; r++) {
-                __m256i p = _mm256_maddubs_epi16(wa[r], _mm256_sign_epi8(av, ws[r]));
+                __m256i p = _mm256_maddubs_epi16(wa[r], fam_min(t) ? av : _mm256_sign_epi8(av, ws[r]));
                 __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
                 acc[r][c] = _mm256_fmadd_ps(f, _mm256_set1_ps(dw[r] * da), acc[r][c]);
+                if (fam_min(t))
+                    macc[r][c] += mw[r] * sa;
             }
         }
     }
     for (int r = 0; r < R; r++)
         for (int c = 0; c < C; c++)
-            y[(size_t)c * ldy + (size_t)r] = hsum(acc[r][c]);
+            y[(size_t)c * ldy + (size_t)r] = hsum(acc[r][c]) + macc[r][c];
 }
 
-/* ---- Q4_K / Q6_K x Q8_K -------------------------------------------------------------- */
+/* ---- K-quants x Q8_K ----------------------------------------------------------------- */
 
-enum { F_Q4_K, F_Q6_K };
+enum { F_Q4_K, F_Q6_K, F_Q2_K, F_Q3_K, F_Q5_K };
+
+AI size_t kq_bsize(int t)
+{
+    return t == F_Q2_K ? 84 : t == F_Q3_K ? 110 : t == F_Q4_K ? 144 : t == F_Q5_K ? 176 : 210;
+}
+/* Q6_K and Q3_K quants are decoded unsigned (q + 2^shift); the bias comes back out as
+ * scale x bsums, shifted. The others carry a min term, dmin * mins x bsums, instead. */
+AI int kq_bias_shift(int t) { return t == F_Q6_K ? 5 : t == F_Q3_K ? 2 : 0; }
+
+/* ((v >> shift) & m) << up, per byte (m keeps bits that 16-bit shifts don't cross). */
+AI __m256i bits_at(__m256i v, int shift, __m256i m, int up)
+{
+    return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(v, shift), m), up);
+}
 
 /* One decoded super-block: unsigned quants in element order, a 16-bit scale vector per
- * 32 elements, and the factors for the bsums term (Q4_K: mins twice each; Q6_K: scales). */
+ * 32 elements, and the factors for the bsums term (mins, twice each for 32-wide sub-blocks;
+ * Q6_K/Q3_K: the scales). */
 typedef struct kq_dec {
     _Alignas(32) uint8_t q[QK_K];
     _Alignas(32) int16_t sc[8][16];
@@ -247,60 +292,135 @@ typedef struct kq_dec {
     float d, dmin;
 } kq_dec;
 
-AI void kq_decode(int t, const uint8_t *blk, kq_dec *k)
+/* Q4_K (qh NULL) and Q5_K: 6-bit scales and mins, nibbles, Q5_K's 5th bit from qh. */
+AI void kq_decode_q45(const uint8_t *blk, const uint8_t *qh, const uint8_t *qs, kq_dec *k)
 {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    if (t == F_Q4_K) {
-        k->d = h2f(rd16(blk));
-        k->dmin = h2f(rd16(blk + 2));
-        const uint8_t *s = blk + 4;
-        uint32_t u0 = rd32(s), u1 = rd32(s + 4), u2 = rd32(s + 8);
-        uint32_t w4[2] = { u0 & 0x3f3f3f3f, (u2 & 0x0f0f0f0f) | ((u0 >> 2) & 0x30303030) };
-        uint32_t m4w[2] = { u1 & 0x3f3f3f3f, ((u2 >> 4) & 0x0f0f0f0f) | ((u1 >> 2) & 0x30303030) };
-        uint8_t sc[8], mn[8];
-        memcpy(sc, w4, 8);
-        memcpy(mn, m4w, 8);
-        for (int j = 0; j < 8; j++) {
-            _mm256_store_si256((__m256i *)k->sc[j], _mm256_set1_epi16(sc[j]));
-            k->m16[2 * j] = k->m16[2 * j + 1] = mn[j];
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m1 = _mm256_set1_epi8(1);
+    k->d = h2f(rd16(blk));
+    k->dmin = h2f(rd16(blk + 2));
+    const uint8_t *s = blk + 4;
+    uint32_t u0 = rd32(s), u1 = rd32(s + 4), u2 = rd32(s + 8);
+    uint32_t w4[2] = { u0 & 0x3f3f3f3f, (u2 & 0x0f0f0f0f) | ((u0 >> 2) & 0x30303030) };
+    uint32_t m4w[2] = { u1 & 0x3f3f3f3f, ((u2 >> 4) & 0x0f0f0f0f) | ((u1 >> 2) & 0x30303030) };
+    uint8_t sc[8], mn[8];
+    memcpy(sc, w4, 8);
+    memcpy(mn, m4w, 8);
+    for (int j = 0; j < 8; j++) {
+        _mm256_store_si256((__m256i *)k->sc[j], _mm256_set1_epi16(sc[j]));
+        k->m16[2 * j] = k->m16[2 * j + 1] = mn[j];
+    }
+    const __m256i h = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+    for (int j = 0; j < 4; j++) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+        __m256i lo = _mm256_and_si256(x, m4), hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+        if (qh) {
+            lo = _mm256_or_si256(lo, bits_at(h, 2 * j, m1, 4));
+            hi = _mm256_or_si256(hi, bits_at(h, 2 * j + 1, m1, 4));
         }
-        for (int j = 0; j < 4; j++) {
-            __m256i x = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * j));
-            _mm256_store_si256((__m256i *)(k->q + 64 * j), _mm256_and_si256(x, m4));
-            _mm256_store_si256((__m256i *)(k->q + 64 * j + 32), _mm256_and_si256(_mm256_srli_epi16(x, 4), m4));
-        }
+        _mm256_store_si256((__m256i *)(k->q + 64 * j), lo);
+        _mm256_store_si256((__m256i *)(k->q + 64 * j + 32), hi);
+    }
+}
+
+/* Scale vectors of 16-element sub-blocks from their 16 scales s16: group j's low 8 lanes
+ * take s16[2j], its high 8 s16[2j+1] (one byte shuffle within the half holding both). */
+AI void kq_scales16(__m256i s16, kq_dec *k)
+{
+    const __m256i lo = _mm256_permute2x128_si256(s16, s16, 0x00);
+    const __m256i hi = _mm256_permute2x128_si256(s16, s16, 0x11);
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) {
+        const int i = 4 * (j % 4); /* byte offset of s16[2j] in its half */
+        const __m256i ctl = _mm256_set_m128i(_mm_set1_epi16((short)(((i + 3) << 8) | (i + 2))),
+                                             _mm_set1_epi16((short)(((i + 1) << 8) | i)));
+        _mm256_store_si256((__m256i *)k->sc[j], _mm256_shuffle_epi8(j < 4 ? lo : hi, ctl));
+    }
+}
+
+AI void kq_decode_q6(const uint8_t *blk, kq_dec *k)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+    const uint8_t *ql = blk, *qh = blk + 128;
+    const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + 192)));
+    k->d = h2f(rd16(blk + 208));
+    k->dmin = 0.f;
+    kq_scales16(s16, k);
+    _mm256_store_si256((__m256i *)k->m16, s16);
+    for (int n = 0; n < 2; n++) {
+        __m256i l0 = _mm256_loadu_si256((const __m256i *)(ql + 64 * n));
+        __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * n + 32));
+        __m256i h = _mm256_loadu_si256((const __m256i *)(qh + 32 * n));
+        uint8_t *o = k->q + 128 * n;
+        __m256i hb[4];
+        for (int s = 0; s < 4; s++)
+            hb[s] = bits_at(h, 2 * s, m3, 4);
+        _mm256_store_si256((__m256i *)o, _mm256_or_si256(_mm256_and_si256(l0, m4), hb[0]));
+        _mm256_store_si256((__m256i *)(o + 32), _mm256_or_si256(_mm256_and_si256(l1, m4), hb[1]));
+        _mm256_store_si256((__m256i *)(o + 64), _mm256_or_si256(bits_at(l0, 4, m4, 0), hb[2]));
+        _mm256_store_si256((__m256i *)(o + 96), _mm256_or_si256(bits_at(l1, 4, m4, 0), hb[3]));
+    }
+}
+
+/* Q3_K's sixteen signed 6-bit scales: low nibbles from bytes 0-7, the top two bits from
+ * bytes 8-11 (see unpack_q3_K in quants-ref.c), four at a time. */
+AI __m128i q3k_scales(const uint8_t *s)
+{
+    const uint32_t a0 = rd32(s), a1 = rd32(s + 4), hi = rd32(s + 8);
+    const uint32_t m4 = 0x0f0f0f0f, m2 = 0x03030303;
+    __m128i v = _mm_setr_epi32((int)((a0 & m4) | ((hi & m2) << 4)), (int)((a1 & m4) | (((hi >> 2) & m2) << 4)),
+                               (int)(((a0 >> 4) & m4) | (((hi >> 4) & m2) << 4)),
+                               (int)(((a1 >> 4) & m4) | (((hi >> 6) & m2) << 4)));
+    return _mm_sub_epi8(v, _mm_set1_epi8(32));
+}
+
+/* Q2_K and Q3_K: 2-bit planes (half h, shift 2j -> elements 128h + 32j ..); Q3_K adds its
+ * hmask bit 4h+j as bit 2 (q + 4 unsigned). */
+AI void kq_decode_q23(int t, const uint8_t *blk, kq_dec *k)
+{
+    const uint8_t *qs = blk + (t == F_Q2_K ? 16 : 32);
+    __m256i s16;
+    if (t == F_Q2_K) {
+        k->d = h2f(rd16(blk + 80));
+        k->dmin = h2f(rd16(blk + 82));
+        const __m128i raw = _mm_loadu_si128((const __m128i *)blk), m4 = _mm_set1_epi8(0x0F);
+        s16 = _mm256_cvtepu8_epi16(_mm_and_si128(raw, m4));
+        _mm256_store_si256((__m256i *)k->m16, _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), m4)));
     } else {
-        const uint8_t *ql = blk, *qh = blk + 128;
-        const int8_t *sc = (const int8_t *)(blk + 192);
-        k->d = h2f(rd16(blk + 208));
+        k->d = h2f(rd16(blk + 108));
         k->dmin = 0.f;
-        for (int j = 0; j < 8; j++)
-            _mm256_store_si256((__m256i *)k->sc[j],
-                               _mm256_set_m128i(_mm_set1_epi16(sc[2 * j + 1]), _mm_set1_epi16(sc[2 * j])));
-        _mm256_store_si256((__m256i *)k->m16, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc)));
-        const __m256i m3 = _mm256_set1_epi8(3);
-        for (int n = 0; n < 2; n++) {
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)(ql + 64 * n));
-            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * n + 32));
-            __m256i h = _mm256_loadu_si256((const __m256i *)(qh + 32 * n));
-            uint8_t *o = k->q + 128 * n;
-            __m256i hb[4];
-            for (int s = 0; s < 4; s++)
-                hb[s] = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * s), m3), 4);
-            _mm256_store_si256((__m256i *)o, _mm256_or_si256(_mm256_and_si256(l0, m4), hb[0]));
-            _mm256_store_si256((__m256i *)(o + 32), _mm256_or_si256(_mm256_and_si256(l1, m4), hb[1]));
-            _mm256_store_si256((__m256i *)(o + 64),
-                               _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), hb[2]));
-            _mm256_store_si256((__m256i *)(o + 96),
-                               _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), hb[3]));
+        s16 = _mm256_cvtepi8_epi16(q3k_scales(blk + 96));
+        _mm256_store_si256((__m256i *)k->m16, s16);
+    }
+    kq_scales16(s16, k);
+    const __m256i m2 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
+    const __m256i hm = _mm256_loadu_si256((const __m256i *)blk);
+    for (int h = 0; h < 2; h++) {
+        const __m256i x = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
+        for (int j = 0; j < 4; j++) {
+            __m256i v = bits_at(x, 2 * j, m2, 0);
+            if (t == F_Q3_K)
+                v = _mm256_or_si256(v, bits_at(hm, 4 * h + j, m1, 2));
+            _mm256_store_si256((__m256i *)(k->q + 128 * h + 32 * j), v);
         }
     }
+}
+
+AI void kq_decode(int t, const uint8_t *blk, kq_dec *k)
+{
+    if (t == F_Q4_K)
+        kq_decode_q45(blk, NULL, blk + 16, k);
+    else if (t == F_Q5_K)
+        kq_decode_q45(blk, blk + 16, blk + 48, k);
+    else if (t == F_Q6_K)
+        kq_decode_q6(blk, k);
+    else
+        kq_decode_q23(t, blk, k);
 }
 
 AI void kq_tile(int t, const int R, const int C, int64_t nb, const uint8_t *w, size_t ldw,
                 const uint8_t *a, size_t lda, float *y, size_t ldy)
 {
-    const size_t bs = t == F_Q4_K ? 144 : 210;
+    const size_t bs = kq_bsize(t);
     __m256 acc[2][4];
     for (int r = 0; r < R; r++)
         for (int c = 0; c < C; c++)
@@ -325,8 +445,8 @@ AI void kq_tile(int t, const int R, const int C, int64_t nb, const uint8_t *w, s
                                                _mm256_loadu_si256((const __m256i *)(ab + 260)));
                 float da;
                 memcpy(&da, ab, 4);
-                if (t == F_Q6_K) {
-                    is = _mm256_sub_epi32(is, _mm256_slli_epi32(ms, 5));
+                if (kq_bias_shift(t)) {
+                    is = _mm256_sub_epi32(is, _mm256_slli_epi32(ms, kq_bias_shift(t)));
                     acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_set1_ps(k.d * da), acc[r][c]);
                 } else {
                     acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_set1_ps(k.d * da), acc[r][c]);
@@ -379,6 +499,11 @@ GEMM_DRIVER(q5_0, fam_tile, F_Q5_0, QK)
 GEMM_DRIVER(q8_0, fam_tile, F_Q8_0, QK)
 GEMM_DRIVER(q4_k, kq_tile, F_Q4_K, QK_K)
 GEMM_DRIVER(q6_k, kq_tile, F_Q6_K, QK_K)
+GEMM_DRIVER(q4_1, fam_tile, F_Q4_1, QK)
+GEMM_DRIVER(q5_1, fam_tile, F_Q5_1, QK)
+GEMM_DRIVER(q2_k, kq_tile, F_Q2_K, QK_K)
+GEMM_DRIVER(q3_k, kq_tile, F_Q3_K, QK_K)
+GEMM_DRIVER(q5_k, kq_tile, F_Q5_K, QK_K)
 
 #define SET(k, T, Q, NAME)                                                                \
     do {                                                                                  \
@@ -537,7 +662,9 @@ void gm_kernels_install_avx2(gm_kernels *k)
     SET(k, Q8_0, quant_q8_0, q8_0);
     SET(k, Q4_K, quant_q8_k, q4_k);
     SET(k, Q6_K, quant_q8_k, q6_k);
-    k->type[GM_TYPE_Q2_K].quantize = quant_q8_k;
-    k->type[GM_TYPE_Q3_K].quantize = quant_q8_k;
-    k->type[GM_TYPE_Q5_K].quantize = quant_q8_k;
+    SET(k, Q4_1, quant_q8_1, q4_1);
+    SET(k, Q5_1, quant_q8_1, q5_1);
+    SET(k, Q2_K, quant_q8_k, q2_k);
+    SET(k, Q3_K, quant_q8_k, q3_k);
+    SET(k, Q5_K, quant_q8_k, q5_k);
 }

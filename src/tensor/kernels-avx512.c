@@ -2,11 +2,13 @@
  * after gm_isa_supported() said so. One template per weight family, instantiated with and
  * without VNNI: with VNNI the u8 x s8 dot is one vpdpbusd; without it, vpmaddubsw+vpmaddwd.
  *
- * Register tiles: up to 4 weight rows x 4 activation columns. The Q8_0-activation family
- * (Q4_0, Q5_0, Q8_0) works on two 32-element blocks per 512-bit register and makes the
- * weights unsigned (q + offset), correcting with -offset * sum(activation) computed once
- * per column and used as the dpbusd accumulator seed. The K-quants take 16-bit products
- * (vpmaddubsw) and multiply them by the sub-block scales with vpdpwssd.
+ * Register tiles: up to 4 weight rows x 4 activation columns. The 32-element family
+ * (Q4_0, Q5_0, Q8_0 x Q8_0; Q4_1, Q5_1 x Q8_1) works on two blocks per 512-bit register
+ * and makes the weights unsigned (q + offset), correcting with -offset * sum(activation)
+ * computed once per column and used as the dpbusd accumulator seed; Q4_1/Q5_1 are unsigned
+ * already and add their per-block m * s instead. The K-quants (Q2_K .. Q6_K) decode each
+ * super-block to unsigned bytes, take 16-bit products (vpmaddubsw) and multiply them by
+ * the sub-block scales with vpdpwssd; offsets and mins come back through the bsums.
  */
 #include "kernels.h"
 
@@ -46,25 +48,35 @@ AI float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 
 /* ---- activation quantizers ----------------------------------------------------------- */
 
-/* Q8_0 as ggml's x86 path: d = amax/127 (stored F16), id = 127/amax, round half to even. */
-static void quant_q8_0(const float *x, void *vy, int64_t n)
+/* Q8_0 as ggml's x86 path: d = amax/127 (stored F16), id = 127/amax, round half to even.
+ * With s (Q8_1), also s = F16(d * sum(q)) of the stored (saturated) quants. */
+AI void quant_q8_x(const float *x, uint8_t *y, int64_t n, const bool s)
 {
-    block_q8_0 *y = vy;
+    const size_t bs = s ? 36 : 34, qs = bs - 32;
     const __m512 sign = _mm512_set1_ps(-0.0f);
-    for (int64_t i = 0; i < n / QK; i++) {
+    for (int64_t i = 0; i < n / QK; i++, y += bs) {
         __m512 v0 = _mm512_loadu_ps(x + i * QK), v1 = _mm512_loadu_ps(x + i * QK + 16);
         __m512 m = _mm512_max_ps(_mm512_andnot_ps(sign, v0), _mm512_andnot_ps(sign, v1));
         float amax = _mm512_reduce_max_ps(m);
         float d = amax / 127.f, id = amax != 0.f ? 127.f / amax : 0.f;
         uint16_t dh = (uint16_t)_cvtss_sh(d, 0);
-        memcpy(&y[i].d, &dh, 2);
+        memcpy(y, &dh, 2);
         __m512 vid = _mm512_set1_ps(id);
-        __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vid));
-        __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vid));
-        _mm_storeu_si128((__m128i *)y[i].qs, _mm512_cvtsepi32_epi8(q0));
-        _mm_storeu_si128((__m128i *)(y[i].qs + 16), _mm512_cvtsepi32_epi8(q1));
+        __m128i q0 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, vid)));
+        __m128i q1 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, vid)));
+        _mm_storeu_si128((__m128i *)(y + qs), q0);
+        _mm_storeu_si128((__m128i *)(y + qs + 16), q1);
+        if (s) {
+            __m512i q32 = _mm512_add_epi32(_mm512_cvtepi8_epi32(q0), _mm512_cvtepi8_epi32(q1));
+            int sum = _mm512_reduce_add_epi32(q32);
+            uint16_t sh = (uint16_t)_cvtss_sh((float)sum * d, 0);
+            memcpy(y + 2, &sh, 2);
+        }
     }
 }
+
+static void quant_q8_0(const float *x, void *y, int64_t n) { quant_q8_x(x, y, n, false); }
+static void quant_q8_1(const float *x, void *y, int64_t n) { quant_q8_x(x, y, n, true); }
 
 /* Q8_K as quantize_row_q8_K_ref: the scale comes from the first element of largest
  * magnitude, with its sign; q = min(127, round_even(-127/max * x)). */
@@ -218,20 +230,28 @@ static void f16_gemm(int64_t n, const void *w, size_t ldw, const void *a, size_t
 }
 
 
-/* ---- Q4_0 / Q5_0 / Q8_0 x Q8_0 ------------------------------------------------------- */
+/* ---- Q4_0 / Q5_0 / Q8_0 x Q8_0, Q4_1 / Q5_1 x Q8_1 ---------------------------------- */
 
-enum { F_Q4_0, F_Q5_0, F_Q8_0 };
+enum { F_Q4_0, F_Q5_0, F_Q8_0, F_Q4_1, F_Q5_1 };
 
-AI size_t fam_bsize(int t) { return t == F_Q4_0 ? 18 : t == F_Q5_0 ? 22 : 34; }
-AI int fam_offset(int t) { return t == F_Q4_0 ? 8 : t == F_Q5_0 ? 16 : 128; }
+AI size_t fam_bsize(int t)
+{
+    return t == F_Q4_0 ? 18 : t == F_Q5_0 ? 22 : t == F_Q4_1 ? 20 : t == F_Q5_1 ? 24 : 34;
+}
+/* Q4_1/Q5_1 quants are unsigned already; they add m * s per block (s = d * sum(q) of the
+ * Q8_1 activation block) instead. */
+AI bool fam_min(int t) { return t == F_Q4_1 || t == F_Q5_1; }
+AI int fam_offset(int t) { return t == F_Q4_0 ? 8 : t == F_Q5_0 ? 16 : t == F_Q8_0 ? 128 : 0; }
+/* Activation block: Q8_0 (d, qs) or Q8_1 (d, s, qs). */
+AI size_t fam_asize(int t) { return fam_min(t) ? 36 : 34; }
 
-/* Two 32-byte quant runs, 34 bytes apart (two Q8_0 blocks); the second is zero if !two. */
-AI __m512i ld_pair32(const uint8_t *p, bool two)
+/* Two 32-byte quant runs, stride bytes apart; the second is zero if !two. */
+AI __m512i ld_pair32(const uint8_t *p, size_t stride, bool two)
 {
     __m512i lo = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)p));
     if (!two)
         return _mm512_zextsi256_si512(_mm512_castsi512_si256(lo));
-    return _mm512_inserti64x4(lo, _mm256_loadu_si256((const __m256i *)(p + 34)), 1);
+    return _mm512_inserti64x4(lo, _mm256_loadu_si256((const __m256i *)(p + stride)), 1);
 }
 
 /* Weight blocks b, b+1 of a row as unsigned bytes (q + offset), elements in order. */
@@ -239,7 +259,7 @@ AI __m512i fam_weights(int t, const uint8_t *blk, bool two)
 {
     const size_t bs = fam_bsize(t);
     if (t == F_Q8_0)
-        return _mm512_xor_si512(ld_pair32(blk + 2, two), _mm512_set1_epi8((char)0x80));
+        return _mm512_xor_si512(ld_pair32(blk + 2, 34, two), _mm512_set1_epi8((char)0x80));
     const uint8_t *qs0 = blk + bs - 16;
     __m128i x0 = _mm_loadu_si128((const __m128i *)qs0);
     __m128i x1 = two ? _mm_loadu_si128((const __m128i *)(qs0 + bs)) : _mm_setzero_si128();
@@ -247,10 +267,11 @@ AI __m512i fam_weights(int t, const uint8_t *blk, bool two)
     z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(1, 1, 0, 0)); /* x0 x0 x1 x1 */
     z = _mm512_mask_blend_epi64(0xCC, z, _mm512_srli_epi16(z, 4));
     z = _mm512_and_si512(z, _mm512_set1_epi8(0x0F));
-    if (t == F_Q5_0) {
-        uint64_t h = rd32(blk + 2);
+    if (t == F_Q5_0 || t == F_Q5_1) {
+        const size_t qh = t == F_Q5_0 ? 2 : 4;
+        uint64_t h = rd32(blk + qh);
         if (two)
-            h |= (uint64_t)rd32(blk + bs + 2) << 32;
+            h |= (uint64_t)rd32(blk + bs + qh) << 32;
         z = _mm512_mask_add_epi8(z, (__mmask64)h, z, _mm512_set1_epi8(16));
     }
     return z;
@@ -263,30 +284,49 @@ AI __m512 scale_pair(const uint8_t *blk, size_t bs, bool two)
     return _mm512_cvtph_ps(_mm256_set_m128i(d1, d0));
 }
 
-/* A weight block pair decoded ahead of time (see fam_gemm_hoisted). */
-typedef struct fam_dec {
-    __m512i u;
-    __m512 dw;
-} fam_dec;
+/* Prompt batches: a 4-row tile meets every column tile, so decode its weights once into a
+ * small buffer (rows up to 4096 elements: 36 KB) instead of once per column tile. */
+#define FAM_HOIST_MAX_PAIRS 64
+
+/* A 4-row tile's weight block pairs decoded ahead of time: row r's pair p at w[r * np + p];
+ * for Q4_1/Q5_1 also the pair's mins of all four rows (see mins_lane) at mins[p]. */
+typedef struct fam_hoist {
+    struct {
+        __m512i u;
+        __m512 dw;
+    } w[4 * FAM_HOIST_MAX_PAIRS];
+    __m512 mins[FAM_HOIST_MAX_PAIRS];
+} fam_hoist;
+
+/* The mins m of row r's blocks b, b+1 in lanes r and 8 + r only. OR-ed over a tile's rows
+ * and multiplied by an activation scale_pair of s, one FMA per column accumulates every
+ * row's m * s terms: row r's sum is lane r + lane 8 + r. */
+AI __m512 mins_lane(const uint8_t *blk, int r, size_t bs, bool two)
+{
+    return _mm512_maskz_mov_ps((__mmask16)(0x0101u << r), scale_pair(blk + 2, bs, two));
+}
 
 /* Blocks b (and b+1 when two) of an R x C tile, accumulated into acc. With pre, the weights
- * come decoded from dec (row r, pair p at dec[r * np + p]) instead of from w. */
+ * come decoded from dec instead of from w. */
 AI void fam_step(int t, bool vnni, const int R, const int C, int64_t b, const bool two,
                  const uint8_t *w, size_t ldw, const uint8_t *a, size_t lda, __m512 acc[4][4],
-                 const bool pre, const fam_dec *dec, int64_t np)
+                 __m512 macc[4], const bool pre, const fam_hoist *dec, int64_t np)
 {
     const size_t bs = fam_bsize(t);
     const bool sign_trick = t == F_Q8_0 && !vnni; /* maddubs would saturate on q + 128 */
+    const size_t as = fam_asize(t);
     __m512i u[4];
-    __m512 dw[4];
+    __m512 dw[4], mw = _mm512_setzero_ps();
     __mmask64 neg[4];
     if (pre) {
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
-            u[r] = dec[r * np + b / 2].u;
-            dw[r] = dec[r * np + b / 2].dw;
+            u[r] = dec->w[r * np + b / 2].u;
+            dw[r] = dec->w[r * np + b / 2].dw;
             neg[r] = 0;
         }
+        if (fam_min(t))
+            mw = dec->mins[b / 2];
     } else {
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
@@ -295,7 +335,7 @@ AI void fam_step(int t, bool vnni, const int R, const int C, int64_t b, const bo
             _mm_prefetch((const char *)blk + (size_t)R * ldw * PF_TILES, _MM_HINT_T0);
             _mm_prefetch((const char *)blk + (size_t)R * ldw * PF_TILES + 64, _MM_HINT_T0);
             if (sign_trick) {
-                __m512i s = ld_pair32(blk + 2, two);
+                __m512i s = ld_pair32(blk + 2, 34, two);
                 neg[r] = _mm512_movepi8_mask(s);
                 u[r] = _mm512_abs_epi8(s);
             } else {
@@ -303,15 +343,17 @@ AI void fam_step(int t, bool vnni, const int R, const int C, int64_t b, const bo
                 neg[r] = 0;
             }
             dw[r] = scale_pair(blk, bs, two);
+            if (fam_min(t))
+                mw = _mm512_or_ps(mw, mins_lane(blk, r, bs, two));
         }
     }
 #pragma GCC unroll 4
     for (int c = 0; c < C; c++) {
-        const uint8_t *ab = a + (size_t)c * lda + (size_t)b * 34;
-        __m512i av = ld_pair32(ab + 2, two);
-        __m512 da = scale_pair(ab, 34, two);
+        const uint8_t *ab = a + (size_t)c * lda + (size_t)b * as;
+        __m512i av = ld_pair32(ab + as - 32, as, two);
+        __m512 da = scale_pair(ab, as, two);
         __m512i corr = _mm512_setzero_si512();
-        if (!sign_trick)
+        if (!sign_trick && fam_offset(t))
             corr = _mm512_sub_epi32(corr, dot_us(vnni, corr, _mm512_set1_epi8((char)fam_offset(t)), av));
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
@@ -319,31 +361,39 @@ AI void fam_step(int t, bool vnni, const int R, const int C, int64_t b, const bo
             __m512i d = dot_us(vnni, corr, u[r], s);
             acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(dw[r], da), acc[r][c]);
         }
+        if (fam_min(t))
+            macc[c] = _mm512_fmadd_ps(mw, scale_pair(ab + 2, as, two), macc[c]);
     }
 }
 
 /* One R x C tile over nb blocks; y[c*ldy + r]. */
 AI void fam_tile_x(int t, bool vnni, const int R, const int C, int64_t nb, const uint8_t *w,
                    size_t ldw, const uint8_t *a, size_t lda, float *y, size_t ldy, const bool pre,
-                   const fam_dec *dec)
+                   const fam_hoist *dec)
 {
     const int64_t np = (nb + 1) / 2;
-    __m512 acc[4][4];
+    __m512 acc[4][4], macc[4];
 #pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
+    for (int c = 0; c < C; c++) {
+        macc[c] = _mm512_setzero_ps();
 #pragma GCC unroll 4
-        for (int c = 0; c < C; c++)
+        for (int r = 0; r < R; r++)
             acc[r][c] = _mm512_setzero_ps();
+    }
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2)
-        fam_step(t, vnni, R, C, b, true, w, ldw, a, lda, acc, pre, dec, np);
+        fam_step(t, vnni, R, C, b, true, w, ldw, a, lda, acc, macc, pre, dec, np);
     if (b < nb)
-        fam_step(t, vnni, R, C, b, false, w, ldw, a, lda, acc, pre, dec, np);
+        fam_step(t, vnni, R, C, b, false, w, ldw, a, lda, acc, macc, pre, dec, np);
 #pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
+    for (int c = 0; c < C; c++) {
+        float m[16] = { 0 };
+        if (fam_min(t))
+            _mm512_storeu_ps(m, macc[c]);
 #pragma GCC unroll 4
-        for (int c = 0; c < C; c++)
-            y[(size_t)c * ldy + (size_t)r] = hsum(acc[r][c]);
+        for (int r = 0; r < R; r++)
+            y[(size_t)c * ldy + (size_t)r] = hsum(acc[r][c]) + (m[r] + m[8 + r]);
+    }
 }
 
 AI void fam_tile(int t, bool vnni, const int R, const int C, int64_t nb, const uint8_t *w,
@@ -352,38 +402,47 @@ AI void fam_tile(int t, bool vnni, const int R, const int C, int64_t nb, const u
     fam_tile_x(t, vnni, R, C, nb, w, ldw, a, lda, y, ldy, false, NULL);
 }
 
-/* Prompt batches: a 4-row tile meets every column tile, so decode its weights once into a
- * small buffer (rows up to 4096 elements: 32 KB) instead of once per column tile. */
-#define FAM_HOIST_MAX_PAIRS 64
-
 AI void fam_gemm_hoisted(int t, bool vnni, int64_t nb, const uint8_t *w, size_t ldw,
                          const uint8_t *a, size_t lda, float *y, size_t ldy, int nc)
 {
     const size_t bs = fam_bsize(t);
     const int64_t np = (nb + 1) / 2;
-    fam_dec dec[4 * FAM_HOIST_MAX_PAIRS];
+    fam_hoist dec;
+    if (fam_min(t))
+        for (int64_t p = 0; p < np; p++)
+            dec.mins[p] = _mm512_setzero_ps();
     for (int r = 0; r < 4; r++)
         for (int64_t p = 0; p < np; p++) {
             const uint8_t *blk = w + (size_t)r * ldw + (size_t)(2 * p) * bs;
             bool two = 2 * p + 1 < nb;
-            dec[r * np + p].u = two ? fam_weights(t, blk, true) : fam_weights(t, blk, false);
-            dec[r * np + p].dw = scale_pair(blk, bs, two);
+            dec.w[r * np + p].u = two ? fam_weights(t, blk, true) : fam_weights(t, blk, false);
+            dec.w[r * np + p].dw = scale_pair(blk, bs, two);
+            if (fam_min(t))
+                dec.mins[p] = _mm512_or_ps(dec.mins[p], mins_lane(blk, r, bs, two));
         }
     for (int c = 0; c < nc; c += 4) {
         const uint8_t *ac = a + (size_t)c * lda;
         float *yc = y + (size_t)c * ldy;
         switch (nc - c) {
-        case 1: fam_tile_x(t, vnni, 4, 1, nb, w, ldw, ac, lda, yc, ldy, true, dec); break;
-        case 2: fam_tile_x(t, vnni, 4, 2, nb, w, ldw, ac, lda, yc, ldy, true, dec); break;
-        case 3: fam_tile_x(t, vnni, 4, 3, nb, w, ldw, ac, lda, yc, ldy, true, dec); break;
-        default: fam_tile_x(t, vnni, 4, 4, nb, w, ldw, ac, lda, yc, ldy, true, dec); break;
+        case 1: fam_tile_x(t, vnni, 4, 1, nb, w, ldw, ac, lda, yc, ldy, true, &dec); break;
+        case 2: fam_tile_x(t, vnni, 4, 2, nb, w, ldw, ac, lda, yc, ldy, true, &dec); break;
+        case 3: fam_tile_x(t, vnni, 4, 3, nb, w, ldw, ac, lda, yc, ldy, true, &dec); break;
+        default: fam_tile_x(t, vnni, 4, 4, nb, w, ldw, ac, lda, yc, ldy, true, &dec); break;
         }
     }
 }
 
-/* ---- Q4_K / Q6_K x Q8_K -------------------------------------------------------------- */
+/* ---- K-quants x Q8_K ----------------------------------------------------------------- */
 
-enum { F_Q4_K, F_Q6_K };
+enum { F_Q4_K, F_Q6_K, F_Q2_K, F_Q3_K, F_Q5_K };
+
+AI size_t kq_bsize(int t)
+{
+    return t == F_Q2_K ? 84 : t == F_Q3_K ? 110 : t == F_Q4_K ? 144 : t == F_Q5_K ? 176 : 210;
+}
+/* Q6_K and Q3_K quants are decoded unsigned (q + 2^shift); the bias comes back out as
+ * scale x bsums, shifted. The others carry a min term, dmin * mins x bsums, instead. */
+AI int kq_bias_shift(int t) { return t == F_Q6_K ? 5 : t == F_Q3_K ? 2 : 0; }
 
 /* Q8_K field offsets: f32 d, i8 qs[256], i16 bsums[16]. */
 #define Q8K_QS 4
@@ -393,7 +452,7 @@ enum { F_Q4_K, F_Q6_K };
  * 16-bit scale vectors for vpdpwssd, and the per-sub-block factors for the bsums term. */
 typedef struct kq_row {
     __m512i u[4], sc[4];
-    __m256i m16;   /* Q4_K: mins, each twice; Q6_K: the 16 scales (for the -32 offset) */
+    __m256i m16;   /* 32-wide sub-blocks: mins, each twice; 16-wide: mins or scales */
     float d, dmin;
 } kq_row;
 
@@ -410,60 +469,125 @@ AI void q4k_scales(const uint8_t *s, uint8_t sc[8], uint8_t mn[8])
     memcpy(mn + 4, &d, 4);
 }
 
-/* 16-bit lane i of a 64-element chunk covers elements 2i, 2i+1: Q6_K scale i/8. */
-static const int16_t q6_idx[32] = { 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
-                                    2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3 };
+/* Q3_K's sixteen signed 6-bit scales, four bytes at a time: low nibbles from bytes 0-7,
+ * the top two bits from bytes 8-11 (see unpack_q3_K in quants-ref.c). */
+AI __m128i q3k_scales(const uint8_t *s)
+{
+    const uint32_t a0 = rd32(s), a1 = rd32(s + 4), hi = rd32(s + 8);
+    const uint32_t m4 = 0x0f0f0f0f, m2 = 0x03030303;
+    __m128i v = _mm_setr_epi32((int)((a0 & m4) | ((hi & m2) << 4)), (int)((a1 & m4) | (((hi >> 2) & m2) << 4)),
+                               (int)(((a0 >> 4) & m4) | (((hi >> 4) & m2) << 4)),
+                               (int)(((a1 >> 4) & m4) | (((hi >> 6) & m2) << 4)));
+    return _mm_sub_epi8(v, _mm_set1_epi8(32));
+}
+
+/* 16-bit lanes 0-15 (the low 256 bits) set to lo, lanes 16-31 to hi: shift counts or indices. */
+AI __m512i split16(int lo, int hi)
+{
+    return _mm512_mask_blend_epi16(0xFFFF0000u, _mm512_set1_epi16((short)lo), _mm512_set1_epi16((short)hi));
+}
+
+/* 32 bytes repeated in both halves, the low half shifted right by lo bits, the high by hi,
+ * masked by m per byte, then shifted left by up. */
+AI __m512i bits_2x(const uint8_t *p, int lo, int hi, __m512i m, int up)
+{
+    __m512i z = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
+    return _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(z, split16(lo, hi)), m), up);
+}
+
+/* Q4_K (no qh) and Q5_K: 32-element sub-blocks, nibble pairs per chunk, 5th bit from qh. */
+AI void kq_decode_q45(const uint8_t *blk, const uint8_t *qh, const uint8_t *qs, kq_row *k)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    k->d = h2f(rd16(blk));
+    k->dmin = h2f(rd16(blk + 2));
+    uint8_t sc[8], mn[8];
+    q4k_scales(blk + 4, sc, mn);
+    __m512i s16 = _mm512_cvtepu8_epi16(_mm256_castsi128_si256(_mm_loadl_epi64((const __m128i *)sc)));
+    __m128i m8 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
+    k->m16 = _mm256_set_m128i(_mm_unpackhi_epi16(m8, m8), _mm_unpacklo_epi16(m8, m8));
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        k->u[j] = bits_2x(qs + 32 * j, 0, 4, m4, 0);
+        if (qh)
+            k->u[j] = _mm512_or_si512(k->u[j], bits_2x(qh, 2 * j, 2 * j + 1, _mm512_set1_epi8(1), 4));
+        /* 16-bit lanes 0-15 take scale 2j, lanes 16-31 scale 2j+1. */
+        k->sc[j] = _mm512_permutexvar_epi16(split16(2 * j, 2 * j + 1), s16);
+    }
+}
+
+/* 16-bit lane i of a 64-element chunk covers elements 2i, 2i+1: 16-wide sub-block i/8. */
+static const int16_t sb16_idx[32] = { 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                      2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3 };
+
+/* Scale vectors of 16-element sub-blocks: chunk j takes scales 4j .. 4j+3. */
+AI void kq_scales16(__m256i s16, kq_row *k)
+{
+    const __m512i s16z = _mm512_castsi256_si512(s16);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        __m512i idx = _mm512_add_epi16(_mm512_set1_epi16((short)(4 * j)),
+                                       _mm512_loadu_si512((const void *)sb16_idx));
+        k->sc[j] = _mm512_permutexvar_epi16(idx, s16z);
+    }
+}
+
+AI void kq_decode_q6(const uint8_t *blk, kq_row *k)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(3);
+    const uint8_t *ql = blk, *qh = blk + 128;
+    k->d = h2f(rd16(blk + 208));
+    k->dmin = 0.f;
+    k->m16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + 192)));
+    kq_scales16(k->m16, k);
+#pragma GCC unroll 2
+    for (int n = 0; n < 2; n++) {
+        __m512i l = _mm512_loadu_si512((const void *)(ql + 64 * n));
+        __m512i h0 = bits_2x(qh + 32 * n, 0, 2, m3, 4), h1 = bits_2x(qh + 32 * n, 4, 6, m3, 4);
+        k->u[2 * n] = _mm512_or_si512(_mm512_and_si512(l, m4), h0);
+        k->u[2 * n + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4), h1);
+    }
+}
+
+/* Q2_K and Q3_K: 2-bit planes, chunk c from qs[32(c/2) ..] at shifts 4(c%2) and +2; Q3_K
+ * adds its hmask bit as bit 2 (q + 4 unsigned). */
+AI void kq_decode_q23(int t, const uint8_t *blk, kq_row *k)
+{
+    const uint8_t *qs = blk + (t == F_Q2_K ? 16 : 32);
+    __m128i s8;
+    if (t == F_Q2_K) {
+        k->d = h2f(rd16(blk + 80));
+        k->dmin = h2f(rd16(blk + 82));
+        const __m128i raw = _mm_loadu_si128((const __m128i *)blk), m4 = _mm_set1_epi8(0x0F);
+        s8 = _mm_and_si128(raw, m4);
+        k->m16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), m4));
+    } else {
+        k->d = h2f(rd16(blk + 108));
+        k->dmin = 0.f;
+        s8 = q3k_scales(blk + 96);
+        k->m16 = _mm256_cvtepi8_epi16(s8);
+    }
+    kq_scales16(_mm256_cvtepi8_epi16(s8), k);
+    const __m512i m2 = _mm512_set1_epi8(3), m1 = _mm512_set1_epi8(1);
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        const int h = c / 2, s = 2 * (c % 2); /* first plane of the chunk */
+        k->u[c] = bits_2x(qs + 32 * h, 2 * s, 2 * s + 2, m2, 0);
+        if (t == F_Q3_K)
+            k->u[c] = _mm512_or_si512(k->u[c], bits_2x(blk, 4 * h + s, 4 * h + s + 1, m1, 2));
+    }
+}
 
 AI void kq_decode(int t, const uint8_t *blk, kq_row *k)
 {
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    if (t == F_Q4_K) {
-        k->d = h2f(rd16(blk));
-        k->dmin = h2f(rd16(blk + 2));
-        uint8_t sc[8], mn[8];
-        q4k_scales(blk + 4, sc, mn);
-        __m512i s16 = _mm512_cvtepu8_epi16(_mm256_castsi128_si256(_mm_loadl_epi64((const __m128i *)sc)));
-        __m128i m8 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
-        k->m16 = _mm256_set_m128i(_mm_unpackhi_epi16(m8, m8), _mm_unpacklo_epi16(m8, m8));
-        const uint8_t *qs = blk + 16;
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) {
-            __m512i z = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * j)));
-            z = _mm512_mask_blend_epi64(0xF0, z, _mm512_srli_epi16(z, 4));
-            k->u[j] = _mm512_and_si512(z, m4);
-            /* 16-bit lanes 0-15 take scale 2j, lanes 16-31 scale 2j+1. */
-            __m512i idx = _mm512_mask_blend_epi16(0xFFFF0000u, _mm512_set1_epi16((short)(2 * j)),
-                                                  _mm512_set1_epi16((short)(2 * j + 1)));
-            k->sc[j] = _mm512_permutexvar_epi16(idx, s16);
-        }
-    } else {
-        const uint8_t *ql = blk, *qh = blk + 128;
-        k->d = h2f(rd16(blk + 208));
-        k->dmin = 0.f;
-        __m128i s8 = _mm_loadu_si128((const __m128i *)(blk + 192));
-        __m256i s16 = _mm256_cvtepi8_epi16(s8);
-        k->m16 = s16;
-        __m512i s16z = _mm512_castsi256_si512(s16);
-        const __m512i m3 = _mm512_set1_epi8(3);
-#pragma GCC unroll 2
-        for (int n = 0; n < 2; n++) {
-            __m512i l = _mm512_loadu_si512((const void *)(ql + 64 * n));
-            __m512i hz = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qh + 32 * n)));
-            __m512i h0 = _mm512_mask_blend_epi64(0xF0, hz, _mm512_srli_epi16(hz, 2));
-            __m512i h1 = _mm512_srli_epi16(h0, 4);
-            h0 = _mm512_slli_epi16(_mm512_and_si512(h0, m3), 4);
-            h1 = _mm512_slli_epi16(_mm512_and_si512(h1, m3), 4);
-            k->u[2 * n] = _mm512_or_si512(_mm512_and_si512(l, m4), h0);
-            k->u[2 * n + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4), h1);
-        }
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) {
-            /* 16-bit lane i of chunk j covers elements 64j+2i, +1: scale 4j + i/8. */
-            __m512i idx = _mm512_add_epi16(_mm512_set1_epi16((short)(4 * j)),
-                                           _mm512_loadu_si512((const void *)q6_idx));
-            k->sc[j] = _mm512_permutexvar_epi16(idx, s16z);
-        }
-    }
+    if (t == F_Q4_K)
+        kq_decode_q45(blk, NULL, blk + 16, k);
+    else if (t == F_Q5_K)
+        kq_decode_q45(blk, blk + 16, blk + 48, k);
+    else if (t == F_Q6_K)
+        kq_decode_q6(blk, k);
+    else
+        kq_decode_q23(t, blk, k);
 }
 
 /* With pre, row r's super-block b comes decoded from dec[r * nb + b]. */
@@ -471,7 +595,7 @@ AI void kq_tile_x(int t, bool vnni, const int R, const int C, int64_t nb, const 
                   size_t ldw, const uint8_t *a, size_t lda, float *y, size_t ldy, const bool pre,
                   const kq_row *dec)
 {
-    const size_t bs = t == F_Q4_K ? 144 : 210;
+    const size_t bs = kq_bsize(t);
     __m512 acc[4][4];
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
@@ -504,8 +628,8 @@ AI void kq_tile_x(int t, bool vnni, const int R, const int C, int64_t nb, const 
                 __m256i ms = _mm256_madd_epi16(k.m16, bsums);
                 float da;
                 memcpy(&da, ab, 4);
-                if (t == F_Q6_K) {
-                    is = _mm512_sub_epi32(is, _mm512_zextsi256_si512(_mm256_slli_epi32(ms, 5)));
+                if (kq_bias_shift(t)) {
+                    is = _mm512_sub_epi32(is, _mm512_zextsi256_si512(_mm256_slli_epi32(ms, kq_bias_shift(t))));
                     acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_set1_ps(k.d * da),
                                                 acc[r][c]);
                 } else {
@@ -536,7 +660,7 @@ AI void kq_tile(int t, bool vnni, const int R, const int C, int64_t nb, const ui
 AI void kq_gemm_hoisted(int t, bool vnni, int64_t nb, const uint8_t *w, size_t ldw,
                         const uint8_t *a, size_t lda, float *y, size_t ldy, int nc)
 {
-    const size_t bs = t == F_Q4_K ? 144 : 210;
+    const size_t bs = kq_bsize(t);
     kq_row dec[4 * KQ_HOIST_MAX_SB];
     for (int r = 0; r < 4; r++)
         for (int64_t b = 0; b < nb; b++)
@@ -594,8 +718,13 @@ AI void kq_gemm_hoisted(int t, bool vnni, int64_t nb, const uint8_t *w, size_t l
 GEMM_DRIVER(q4_0_v, fam_tile, F_Q4_0, true, QK)
 GEMM_DRIVER(q5_0_v, fam_tile, F_Q5_0, true, QK)
 GEMM_DRIVER(q8_0_v, fam_tile, F_Q8_0, true, QK)
+GEMM_DRIVER(q4_1_v, fam_tile, F_Q4_1, true, QK)
+GEMM_DRIVER(q5_1_v, fam_tile, F_Q5_1, true, QK)
 GEMM_DRIVER(q4_k_v, kq_tile, F_Q4_K, true, QK_K)
 GEMM_DRIVER(q6_k_v, kq_tile, F_Q6_K, true, QK_K)
+GEMM_DRIVER(q2_k_v, kq_tile, F_Q2_K, true, QK_K)
+GEMM_DRIVER(q3_k_v, kq_tile, F_Q3_K, true, QK_K)
+GEMM_DRIVER(q5_k_v, kq_tile, F_Q5_K, true, QK_K)
 /* VNNI family gemm: hoisted weight decoding for prompt-sized batches, else the tiles. */
 #define HOIST_GEMM(NAME, T, VNNI, QK_, MAXB, FN)                                          \
     static void NAME##_gemm_h(int64_t n, const void *w, size_t ldw, const void *a,        \
@@ -614,6 +743,9 @@ GEMM_DRIVER(q6_k_v, kq_tile, F_Q6_K, true, QK_K)
 
 HOIST_GEMM(q4_k_v, F_Q4_K, true, QK_K, KQ_HOIST_MAX_SB, kq_gemm_hoisted)
 HOIST_GEMM(q6_k_v, F_Q6_K, true, QK_K, KQ_HOIST_MAX_SB, kq_gemm_hoisted)
+HOIST_GEMM(q2_k_v, F_Q2_K, true, QK_K, KQ_HOIST_MAX_SB, kq_gemm_hoisted)
+HOIST_GEMM(q3_k_v, F_Q3_K, true, QK_K, KQ_HOIST_MAX_SB, kq_gemm_hoisted)
+HOIST_GEMM(q5_k_v, F_Q5_K, true, QK_K, KQ_HOIST_MAX_SB, kq_gemm_hoisted)
 
 #define FAM_GEMM(NAME, T)                                                                 \
     static void NAME##_gemm_h(int64_t n, const void *w, size_t ldw, const void *a,        \
@@ -633,13 +765,23 @@ HOIST_GEMM(q6_k_v, F_Q6_K, true, QK_K, KQ_HOIST_MAX_SB, kq_gemm_hoisted)
 FAM_GEMM(q4_0_v, F_Q4_0)
 FAM_GEMM(q5_0_v, F_Q5_0)
 FAM_GEMM(q8_0_v, F_Q8_0)
+FAM_GEMM(q4_1_v, F_Q4_1)
+FAM_GEMM(q5_1_v, F_Q5_1)
 GEMM_DRIVER(q4_0_n, fam_tile, F_Q4_0, false, QK)
 GEMM_DRIVER(q5_0_n, fam_tile, F_Q5_0, false, QK)
 GEMM_DRIVER(q8_0_n, fam_tile, F_Q8_0, false, QK)
+GEMM_DRIVER(q4_1_n, fam_tile, F_Q4_1, false, QK)
+GEMM_DRIVER(q5_1_n, fam_tile, F_Q5_1, false, QK)
 GEMM_DRIVER(q4_k_n, kq_tile, F_Q4_K, false, QK_K)
 GEMM_DRIVER(q6_k_n, kq_tile, F_Q6_K, false, QK_K)
+GEMM_DRIVER(q2_k_n, kq_tile, F_Q2_K, false, QK_K)
+GEMM_DRIVER(q3_k_n, kq_tile, F_Q3_K, false, QK_K)
+GEMM_DRIVER(q5_k_n, kq_tile, F_Q5_K, false, QK_K)
 HOIST_GEMM(q4_k_n, F_Q4_K, false, QK_K, KQ_HOIST_MAX_SB, kq_gemm_hoisted)
 HOIST_GEMM(q6_k_n, F_Q6_K, false, QK_K, KQ_HOIST_MAX_SB, kq_gemm_hoisted)
+HOIST_GEMM(q2_k_n, F_Q2_K, false, QK_K, KQ_HOIST_MAX_SB, kq_gemm_hoisted)
+HOIST_GEMM(q3_k_n, F_Q3_K, false, QK_K, KQ_HOIST_MAX_SB, kq_gemm_hoisted)
+HOIST_GEMM(q5_k_n, F_Q5_K, false, QK_K, KQ_HOIST_MAX_SB, kq_gemm_hoisted)
 
 /* ---- element-wise ops (scalar oracle: src/model/ops.c) ---------------------------------- */
 
@@ -780,6 +922,12 @@ static void op_gemm_f16_f32(int64_t n, const uint16_t *w, size_t ldw, const floa
         (k)->type[GM_TYPE_##T].vec_dot = NAME##_dot;                                      \
         (k)->type[GM_TYPE_##T].gemm = NAME##_gemm;                                        \
     } while (0)
+/* As SET, with the hoisting gemm. */
+#define SET_H(k, T, Q, NAME)                                                              \
+    do {                                                                                  \
+        SET(k, T, Q, NAME);                                                               \
+        (k)->type[GM_TYPE_##T].gemm = NAME##_gemm_h;                                      \
+    } while (0)
 
 void gm_kernels_install_avx512(gm_kernels *k, bool vnni)
 {
@@ -804,6 +952,11 @@ void gm_kernels_install_avx512(gm_kernels *k, bool vnni)
         k->type[GM_TYPE_Q8_0].gemm = q8_0_v_gemm_h;
         k->type[GM_TYPE_Q4_K].gemm = q4_k_v_gemm_h;
         k->type[GM_TYPE_Q6_K].gemm = q6_k_v_gemm_h;
+        SET_H(k, Q4_1, quant_q8_1, q4_1_v);
+        SET_H(k, Q5_1, quant_q8_1, q5_1_v);
+        SET_H(k, Q2_K, quant_q8_k, q2_k_v);
+        SET_H(k, Q3_K, quant_q8_k, q3_k_v);
+        SET_H(k, Q5_K, quant_q8_k, q5_k_v);
     } else {
         SET(k, Q4_0, quant_q8_0, q4_0_n);
         SET(k, Q5_0, quant_q8_0, q5_0_n);
@@ -812,8 +965,10 @@ void gm_kernels_install_avx512(gm_kernels *k, bool vnni)
         SET(k, Q6_K, quant_q8_k, q6_k_n);
         k->type[GM_TYPE_Q4_K].gemm = q4_k_n_gemm_h;
         k->type[GM_TYPE_Q6_K].gemm = q6_k_n_gemm_h;
+        SET(k, Q4_1, quant_q8_1, q4_1_n);
+        SET(k, Q5_1, quant_q8_1, q5_1_n);
+        SET_H(k, Q2_K, quant_q8_k, q2_k_n);
+        SET_H(k, Q3_K, quant_q8_k, q3_k_n);
+        SET_H(k, Q5_K, quant_q8_k, q5_k_n);
     }
-    k->type[GM_TYPE_Q2_K].quantize = quant_q8_k;
-    k->type[GM_TYPE_Q3_K].quantize = quant_q8_k;
-    k->type[GM_TYPE_Q5_K].quantize = quant_q8_k;
 }

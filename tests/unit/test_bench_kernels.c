@@ -19,6 +19,20 @@ static double cpu_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Byte offsets of a block's F16 scale fields (-1: none), so random blocks get finite,
+ * normal scales. */
+static void scale_offsets(gm_type t, int off[2])
+{
+    off[1] = -1;
+    switch (t) {
+    case GM_TYPE_Q4_1: case GM_TYPE_Q5_1: case GM_TYPE_Q4_K: case GM_TYPE_Q5_K: off[0] = 0; off[1] = 2; break;
+    case GM_TYPE_Q2_K: off[0] = 80; off[1] = 82; break;
+    case GM_TYPE_Q3_K: off[0] = 108; break;
+    case GM_TYPE_Q6_K: off[0] = 208; break;
+    default: off[0] = 0; break;
+    }
+}
+
 static void *make_weights(gm_type t, int64_t K, int64_t N, size_t *rb)
 {
     const gm_type_traits *tt = gm_type_get((uint32_t)t);
@@ -28,12 +42,12 @@ static void *make_weights(gm_type t, int64_t K, int64_t N, size_t *rb)
     if (!w) return NULL;
     for (size_t i = 0; i < bytes; i++) w[i] = (uint8_t)rnd_u32();
     /* small finite F16 scales where each format keeps them */
-    size_t off = t == GM_TYPE_Q6_K ? 208 : 0;
+    int off[2];
+    scale_offsets(t, off);
     uint16_t h = gm_f32_to_f16(0.01f);
-    for (size_t b = 0; b < bytes / tt->type_size; b++) {
-        memcpy(w + b * tt->type_size + off, &h, 2);
-        if (t == GM_TYPE_Q4_K) memcpy(w + b * tt->type_size + 2, &h, 2);
-    }
+    for (size_t b = 0; b < bytes / tt->type_size; b++)
+        for (int f = 0; f < 2; f++)
+            if (off[f] >= 0) memcpy(w + b * tt->type_size + (size_t)off[f], &h, 2);
     return w;
 }
 
@@ -82,11 +96,21 @@ int main(void)
             bench(isa, nt, GM_TYPE_Q8_0, 640, 262144, 1, 10);
             bench(isa, nt, GM_TYPE_Q5_0, 640, 2048, 1, 200);
             bench(isa, nt, GM_TYPE_Q4_K, 2048, 640, 1, 200);
+            bench(isa, nt, GM_TYPE_Q4_1, 640, 2048, 1, 200);
+            bench(isa, nt, GM_TYPE_Q5_1, 640, 2048, 1, 200);
+            bench(isa, nt, GM_TYPE_Q2_K, 2048, 640, 1, 200);
+            bench(isa, nt, GM_TYPE_Q3_K, 2048, 640, 1, 200);
+            bench(isa, nt, GM_TYPE_Q5_K, 2048, 640, 1, 200);
             bench(isa, nt, GM_TYPE_Q5_0, 640, 2048, 512, 5);
             bench(isa, nt, GM_TYPE_Q8_0, 640, 2048, 512, 5);
             bench(isa, nt, GM_TYPE_Q4_0, 640, 2048, 512, 5);
             bench(isa, nt, GM_TYPE_Q4_K, 2048, 640, 512, 5);
             bench(isa, nt, GM_TYPE_Q6_K, 2048, 640, 512, 5);
+            bench(isa, nt, GM_TYPE_Q4_1, 640, 2048, 512, 5);
+            bench(isa, nt, GM_TYPE_Q5_1, 640, 2048, 512, 5);
+            bench(isa, nt, GM_TYPE_Q2_K, 2048, 640, 512, 5);
+            bench(isa, nt, GM_TYPE_Q3_K, 2048, 640, 512, 5);
+            bench(isa, nt, GM_TYPE_Q5_K, 2048, 640, 512, 5);
         }
     }
     TEST_MAIN_END();
