@@ -82,6 +82,7 @@ typedef struct gm_arch_ops {
 } gm_arch_ops;
 
 extern const gm_arch_ops gm_arch_gemma3;
+extern const gm_arch_ops gm_arch_gemma4;
 
 struct gemma_model {
     gguf_file *file;

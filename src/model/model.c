@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static const gm_arch_ops *const arch_table[] = {&gm_arch_gemma3};
+static const gm_arch_ops *const arch_table[] = {&gm_arch_gemma3, &gm_arch_gemma4};
 
 const gguf_ctx *gm_model_gguf(const gemma_model *m) { return m ? m->file->ctx : NULL; }
 const struct gm_vocab *gm_model_vocab(const gemma_model *m) { return m ? m->vocab : NULL; }
@@ -239,7 +239,7 @@ static gemma_status pick_arch(gemma_model *m, gemma_error *err)
     for (size_t i = 0; i < n; i++)
         shown[i] = (a.ptr[i] >= 0x20 && a.ptr[i] < 0x7f) ? a.ptr[i] : '?';
     shown[n] = '\0';
-    return gm_fail(err, GEMMA_E_UNSUPPORTED, "unsupported architecture '%s' (supported: gemma3)", shown);
+    return gm_fail(err, GEMMA_E_UNSUPPORTED, "unsupported architecture '%s' (supported: gemma3, gemma4)", shown);
 }
 
 static gemma_status alloc_tables(gemma_model *m, gemma_error *err)
@@ -263,8 +263,17 @@ static char *str_key(const gguf_ctx *g, const char *key)
     return dup_cstr(s.ptr, (size_t)s.len);
 }
 
-static const char *size_from_layers(int32_t n_layer)
+static const char *size_from_layers(const char *arch, int32_t n_layer)
 {
+    if (!strcmp(arch, "gemma4")) {
+        switch (n_layer) {
+        case 30: return "26B-A4B";
+        case 35: return "E2B";
+        case 42: return "E4B";
+        case 60: return "31B";
+        default: return "";
+        }
+    }
     switch (n_layer) {
     case 18: return "270M";
     case 26: return "1B";
@@ -283,7 +292,7 @@ static gemma_status fill_info(gemma_model *m, gemma_error *err)
     if (!m->name)
         m->name = dup_cstr("", 0);
     if (!m->size_label) {
-        const char *s = size_from_layers(m->hp.n_layer);
+        const char *s = size_from_layers(m->arch, m->hp.n_layer);
         m->size_label = dup_cstr(s, strlen(s));
     }
     if (!m->name || !m->size_label)

@@ -1,5 +1,6 @@
-/* Forward pass against llama.cpp's reference logits (shared/testdata/g3-*.ref), through the
- * public API only, plus model-validation failures on patched copies of a tiny model. */
+/* Forward pass against llama.cpp's reference logits (shared/testdata/g3-*.ref and g4-*.ref),
+ * through the public API only, plus model-validation failures on patched copies of a tiny
+ * model. */
 #include "gemma.h"
 #include "test.h"
 
@@ -131,7 +132,7 @@ static bool is_float_model(const char *name)
     return strstr(name, "f32") || strstr(name, "f16") || strstr(name, "bf16");
 }
 
-/* GEMMA_SKIP_SLOW (set by `make memcheck`): three models, two runs each. */
+/* GEMMA_SKIP_SLOW (set by `make memcheck`): a few models, two runs each. */
 static bool quick(void) { return getenv("GEMMA_SKIP_SLOW") != NULL; }
 
 static void check_model(const char *dir, const char *base)
@@ -165,10 +166,12 @@ static void check_model(const char *dir, const char *base)
     CHECKF(ok, "%s: evaluation failed", base);
     if (ok) {
         bool same = a.n_gen == r.n_gen && !memcmp(a.gen, r.gen, 4 * (size_t)a.n_gen);
-        fprintf(stderr, "%-10s max_rel %.2e argmax_agree %.3f greedy_same %s | batch-5: max_rel %.2e | scalar: max_rel %.2e\n",
-                base, a.max_rel, a.agree, same ? "yes" : "no", b.max_rel, d.max_rel);
+        fprintf(stderr, "%-12s max_rel %.2e argmax_agree %.3f greedy_same %s | 1 thread: %.2e | batch-5: %.2e | "
+                "scalar: %.2e\n", base, a.max_rel, a.agree, same ? "yes" : "no", c.max_rel, b.max_rel, d.max_rel);
         CHECKF(a.max_rel <= max_rel, "%s: max rel %.3e > %.0e", base, a.max_rel, max_rel);
         CHECKF(a.agree >= min_agree, "%s: argmax agreement %.3f < %.2f", base, a.agree, min_agree);
+        CHECKF(c.max_rel <= max_rel && c.agree >= min_agree, "%s (1 thread): max rel %.3e, agreement %.3f",
+               base, c.max_rel, c.agree);
         CHECKF(b.max_rel <= max_rel && b.agree >= min_agree, "%s (batches of 5): max rel %.3e, agreement %.3f",
                base, b.max_rel, b.agree);
         CHECKF(d.max_rel <= max_rel && d.agree >= min_agree, "%s (scalar kernels): max rel %.3e, agreement %.3f",
@@ -191,15 +194,17 @@ static void test_reference_models(void)
     int n = 0;
     for (struct dirent *e; (e = readdir(d)) && n < 64;) {
         size_t len = strlen(e->d_name);
-        if (len > 7 && len < 200 && !strncmp(e->d_name, "g3-", 3) && !strcmp(e->d_name + len - 4, ".ref")) {
+        if (len > 7 && len < 200 && (!strncmp(e->d_name, "g3-", 3) || !strncmp(e->d_name, "g4-", 3)) &&
+            !strcmp(e->d_name + len - 4, ".ref")) {
             memcpy(names[n], e->d_name, len - 4);
             names[n++][len - 4] = '\0';
         }
     }
     closedir(d);
-    CHECK(n >= 13);
+    CHECK(n >= 17); /* 13 Gemma 3 and 4 Gemma 4 files */
     for (int i = 0; i < n; i++)
-        if (!quick() || strstr(names[i], "f32") || strstr(names[i], "q8_0") || strstr(names[i], "q4_k_m"))
+        if (!quick() || strstr(names[i], "f32") || strstr(names[i], "q8_0") || strstr(names[i], "q4_k_m") ||
+            strstr(names[i], "keqv"))
             check_model(dir, names[i]);
 }
 
