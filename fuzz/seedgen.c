@@ -1,7 +1,7 @@
 /* gemma-fuzz-seeds OUTDIR TESTDATA: writes the seed corpora of every fuzz target into
  * OUTDIR/<target>/. Seeds are small on purpose (libFuzzer mutates faster and deeper):
  * synthetic GGUFs covering every value type and tensor type, the reference models of
- * TESTDATA with every tensor shrunk to one block, tiny complete Gemma 3 models, and the
+ * TESTDATA with every tensor shrunk to one block, tiny complete Gemma 3 and Gemma 4 models, and the
  * tokenizer / chat / sampler test strings and OpenAI request bodies. */
 #include "gguf-writer.h"
 
@@ -191,6 +191,28 @@ static void models(const char *testdata)
             exit(1);
         put_file("model", v[i].name, p, len);
         put_file("gguf", v[i].name, p, len);
+        free(p);
+    }
+    gguf_free(c);
+    free(buf);
+    snprintf(path, sizeof path, "%s/g4-f16.gguf", testdata);
+    if (!(c = parse_file(path, &buf)))
+        return;
+    static const struct {
+        const char *name;
+        gw_tiny_opts o;
+    } v4[] = {
+        {"tiny-g4-f32.gguf", {GM_TYPE_F32, 4, 32, 64, 64}},
+        {"tiny-g4-q8_0.gguf", {GM_TYPE_Q8_0, 4, 32, 64, 64}},
+        {"tiny-g4-f16-6l.gguf", {GM_TYPE_F16, 6, 32, 32, 32}},
+    };
+    for (size_t i = 0; i < sizeof v4 / sizeof *v4; i++) {
+        size_t len;
+        uint8_t *p = gw_tiny_gemma4(c, &v4[i].o, &len);
+        if (!p)
+            exit(1);
+        put_file("model", v4[i].name, p, len);
+        put_file("gguf", v4[i].name, p, len);
         free(p);
     }
     gguf_free(c);

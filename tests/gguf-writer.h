@@ -500,4 +500,89 @@ static uint8_t *gw_tiny_gemma3(const gguf_ctx *vocab_src, const gw_tiny_opts *o,
     return gw_take(&m, len);
 }
 
+/* A small but complete dense Gemma 4 model (tokenizer records copied from vocab_src):
+ * n_layer layers alternating local / global (at least 4; the last two read the cache of
+ * the two before them), 2 heads / 1 KV head of width 16 (local) and 32 (global),
+ * per-layer inputs of width 32, no attn_v on layer 1 (V = K), an output scale on layer 1,
+ * sliding window 4. Returns the serialized file or NULL. */
+static uint8_t *gw_tiny_gemma4(const gguf_ctx *vocab_src, const gw_tiny_opts *o, size_t *len)
+{
+    gguf_writer m;
+    gw_init(&m, 3);
+    uint32_t L = o && o->n_layer >= 4 ? o->n_layer : 4, E = o && o->n_embd ? o->n_embd : 32;
+    uint32_t F = o && o->n_ff ? o->n_ff : 64, C = o && o->n_ctx ? o->n_ctx : 64;
+    uint32_t WT = o ? o->weight_type : GM_TYPE_F32;
+    const uint32_t H = 2, HKV = 1, HD_L = 16, HD_G = 32, PL = 32, SHARED = 2;
+    uint8_t pat[64];
+    L = L < 64 ? L : 64;
+    uint64_t n_vocab = 0;
+    const gguf_kv *toks = gguf_find(vocab_src, "tokenizer.ggml.tokens");
+    if (toks && toks->type == GGUF_T_ARRAY)
+        n_vocab = toks->n;
+    for (uint32_t il = 0; il < L; il++)
+        pat[il] = il % 2 == 0;
+    gw_kv_str(&m, "general.architecture", "gemma4");
+    gw_kv_str(&m, "general.name", "tiny-fuzz-gemma4");
+    gw_kv_u32(&m, "gemma4.context_length", C);
+    gw_kv_u32(&m, "gemma4.embedding_length", E);
+    gw_kv_u32(&m, "gemma4.block_count", L);
+    gw_kv_u32(&m, "gemma4.feed_forward_length", F);
+    gw_kv_u32(&m, "gemma4.embedding_length_per_layer_input", PL);
+    gw_kv_u32(&m, "gemma4.attention.head_count", H);
+    gw_kv_u32(&m, "gemma4.attention.head_count_kv", HKV);
+    gw_kv_u32(&m, "gemma4.attention.key_length", HD_G);
+    gw_kv_u32(&m, "gemma4.attention.value_length", HD_G);
+    gw_kv_u32(&m, "gemma4.attention.key_length_swa", HD_L);
+    gw_kv_u32(&m, "gemma4.attention.value_length_swa", HD_L);
+    gw_kv_u32(&m, "gemma4.rope.dimension_count", HD_G);
+    gw_kv_u32(&m, "gemma4.rope.dimension_count_swa", HD_L);
+    gw_kv_f32(&m, "gemma4.attention.layer_norm_rms_epsilon", 1e-6f);
+    gw_kv_u32(&m, "gemma4.attention.sliding_window", 4);
+    gw_kv_arr(&m, "gemma4.attention.sliding_window_pattern", GGUF_T_BOOL, pat, L, 1);
+    gw_kv_u32(&m, "gemma4.attention.shared_kv_layers", SHARED);
+    gw_kv_f32(&m, "gemma4.rope.freq_base", 1e6f);
+    gw_kv_f32(&m, "gemma4.rope.freq_base_swa", 1e4f);
+    gw_kv_f32(&m, "gemma4.final_logit_softcapping", 30.0f);
+    gw_copy_kv(&m, vocab_src, gw_tokenizer_only_hook, NULL);
+    gw_tensor_add(&m, "token_embd.weight", WT, 2, E, (int64_t)n_vocab, 1, 1);
+    gw_tensor_add(&m, "output_norm.weight", GM_TYPE_F32, 1, E, 1, 1, 1);
+    gw_tensor_add(&m, "per_layer_token_embd.weight", WT, 2, PL * L, (int64_t)n_vocab, 1, 1);
+    gw_tensor_add(&m, "per_layer_model_proj.weight", WT, 2, E, PL * L, 1, 1);
+    gw_tensor_add(&m, "per_layer_proj_norm.weight", GM_TYPE_F32, 1, PL, 1, 1, 1);
+    gw_tensor_add(&m, "rope_freqs.weight", GM_TYPE_F32, 1, HD_G / 2, 1, 1, 1);
+    char n[96];
+#define GW_T(suffix, type, nd, a, b)                                        \
+    do {                                                                    \
+        snprintf(n, sizeof n, "blk.%u.%s", il, suffix);                     \
+        gw_tensor_add(&m, n, type, nd, a, b, 1, 1);                         \
+    } while (0)
+    for (uint32_t il = 0; il < L; il++) {
+        const uint32_t hd = pat[il] ? HD_L : HD_G;
+        const bool own_kv = il < L - SHARED;
+        GW_T("attn_norm.weight", GM_TYPE_F32, 1, E, 1);
+        GW_T("attn_q.weight", WT, 2, E, H * hd);
+        if (own_kv) {
+            GW_T("attn_k.weight", WT, 2, E, HKV * hd);
+            if (il != 1)
+                GW_T("attn_v.weight", WT, 2, E, HKV * hd);
+            GW_T("attn_k_norm.weight", GM_TYPE_F32, 1, hd, 1);
+        }
+        GW_T("attn_q_norm.weight", GM_TYPE_F32, 1, hd, 1);
+        GW_T("attn_output.weight", WT, 2, H * hd, E);
+        GW_T("post_attention_norm.weight", GM_TYPE_F32, 1, E, 1);
+        if (il == 1)
+            GW_T("layer_output_scale.weight", GM_TYPE_F32, 1, 1, 1);
+        GW_T("ffn_norm.weight", GM_TYPE_F32, 1, E, 1);
+        GW_T("ffn_gate.weight", WT, 2, E, F);
+        GW_T("ffn_up.weight", WT, 2, E, F);
+        GW_T("ffn_down.weight", WT, 2, F, E);
+        GW_T("post_ffw_norm.weight", GM_TYPE_F32, 1, E, 1);
+        GW_T("inp_gate.weight", WT, 2, E, PL);
+        GW_T("proj.weight", WT, 2, PL, E);
+        GW_T("post_norm.weight", GM_TYPE_F32, 1, E, 1);
+    }
+#undef GW_T
+    return gw_take(&m, len);
+}
+
 #endif
