@@ -5,7 +5,7 @@
  * is absent, a weightless V norm, proportional RoPE through rope_freqs and an optional
  * per-layer output scale. MoE models (expert_count > 0) are refused at load time. */
 #include "arch.h"
-#include "ops.h"
+#include "layers.h"
 #include "../runtime/kvcache.h"
 #include "../util/util.h"
 
@@ -15,16 +15,14 @@
 #define ARCH "gemma4"
 
 typedef struct g4_layer {
-    const float *attn_norm, *q_norm, *k_norm, *post_attn_norm, *ffn_norm, *post_ffw_norm;
+    gm_attn_weights attn; /* wv NULL: V = raw K */
+    gm_ffn_weights ffn;
     const float *ple_post_norm, *out_scale; /* out_scale: one float or NULL */
-    const gm_tensor *wq, *wk, *wv, *wo, *gate, *up, *down; /* wv NULL: V = raw K */
     const gm_tensor *ple_gate, *ple_proj;
 } g4_layer;
 
 typedef struct g4_weights {
-    const gm_tensor *tok_embd;
-    const gm_tensor *output; /* token_embd when tied */
-    const float *output_norm;
+    gm_io_weights io;
     int32_t n_pl;            /* per-layer input width, 0 = no PLE */
     const gm_tensor *ple_embd, *ple_model_proj;
     const float *ple_proj_norm;
@@ -34,80 +32,37 @@ typedef struct g4_weights {
 /* ---- hyper-parameters ---- */
 
 typedef struct g4_keys {
-    uint32_t n_ctx_train, n_embd, n_layer, n_pl, n_swa, n_shared, n_expert;
-    uint32_t *n_ff, *n_head, *n_head_kv; /* per layer */
-    bool *is_swa;                        /* per layer */
+    gm_base_keys b;
+    uint32_t n_pl, n_shared, n_expert;
+    bool *is_swa; /* per layer */
     uint32_t hd, hd_swa, n_rot, n_rot_swa;
-    float eps, base, base_swa, scale_factor, softcap;
 } g4_keys;
-
-static gemma_status read_rope_type(const gguf_ctx *g, gemma_error *err)
-{
-    gguf_str type;
-    gemma_status st = gguf_get_str(g, ARCH ".rope.scaling.type", &type, err);
-    if (st == GEMMA_E_NOT_FOUND)
-        return GEMMA_OK;
-    if (st)
-        return st;
-    if (!(type.len == 6 && !memcmp(type.ptr, "linear", 6)) && !(type.len == 4 && !memcmp(type.ptr, "none", 4)))
-        return gm_fail(err, GEMMA_E_UNSUPPORTED, "key '" ARCH ".rope.scaling.type': only linear scaling is supported");
-    return GEMMA_OK;
-}
 
 static gemma_status read_scalars(const gguf_ctx *g, g4_keys *k, gemma_error *err)
 {
     gemma_status st;
-    if ((st = gm_key_u32(g, ARCH, "context_length", true, &k->n_ctx_train, err)) ||
-        (st = gm_key_u32(g, ARCH, "embedding_length", true, &k->n_embd, err)) ||
-        (st = gm_key_u32(g, ARCH, "block_count", true, &k->n_layer, err)) ||
-        (st = gm_key_f32(g, ARCH, "attention.layer_norm_rms_epsilon", true, &k->eps, err)) ||
-        (st = gm_key_u32(g, ARCH, "attention.sliding_window", true, &k->n_swa, err)) ||
-        (st = gm_key_u32(g, ARCH, "embedding_length_per_layer_input", true, &k->n_pl, err)))
-        return st;
-    if ((st = gm_key_u32(g, ARCH, "expert_count", false, &k->n_expert, err)))
+    if ((st = gm_read_size_keys(g, ARCH, &k->b, err)) ||
+        (st = gm_key_u32(g, ARCH, "attention.sliding_window", true, &k->b.n_swa, err)) ||
+        (st = gm_key_u32(g, ARCH, "embedding_length_per_layer_input", true, &k->n_pl, err)) ||
+        (st = gm_key_u32(g, ARCH, "expert_count", false, &k->n_expert, err)))
         return st;
     if (k->n_expert > 0)
         return gm_fail(err, GEMMA_E_UNSUPPORTED,
                        "MoE Gemma 4 models (" ARCH ".expert_count = %u) are not supported yet", k->n_expert);
-    k->base = 10000.0f;
-    k->base_swa = 10000.0f;
-    k->softcap = 30.0f; /* llama.cpp's hparam default when the key is absent */
-    if ((st = gm_key_f32(g, ARCH, "rope.freq_base", false, &k->base, err)) ||
-        (st = gm_key_f32(g, ARCH, "rope.freq_base_swa", false, &k->base_swa, err)) ||
-        (st = gm_key_f32(g, ARCH, "rope.scale_linear", false, &k->scale_factor, err)) ||
-        (st = gm_key_f32(g, ARCH, "rope.scaling.factor", false, &k->scale_factor, err)) ||
-        (st = gm_key_f32(g, ARCH, "final_logit_softcapping", false, &k->softcap, err)) ||
+    k->b.softcap = 30.0f; /* llama.cpp's hparam default when the key is absent */
+    if ((st = gm_read_rope_keys(g, ARCH, &k->b, err)) ||
         (st = gm_key_u32(g, ARCH, "attention.shared_kv_layers", false, &k->n_shared, err)))
         return st;
-    return read_rope_type(g, err);
-}
-
-static gemma_status check_range(const char *key, uint32_t v, uint32_t lo, uint32_t hi, gemma_error *err)
-{
-    if (v < lo || v > hi)
-        return gm_fail(err, GEMMA_E_MODEL, "key '" ARCH ".%s' = %u is outside [%u, %u]", key, v, lo, hi);
     return GEMMA_OK;
 }
 
 static gemma_status validate_scalars(const g4_keys *k, gemma_error *err)
 {
     gemma_status st;
-    if ((st = check_range("block_count", k->n_layer, 1, GM_MAX_LAYERS, err)) ||
-        (st = check_range("embedding_length", k->n_embd, 1, 1u << 16, err)) ||
-        (st = check_range("context_length", k->n_ctx_train, 1, 1u << 24, err)) ||
-        (st = check_range("embedding_length_per_layer_input", k->n_pl, 0, 1u << 14, err)) ||
-        (st = check_range("attention.sliding_window", k->n_swa, 0, 1u << 24, err)) ||
-        (st = check_range("attention.shared_kv_layers", k->n_shared, 0, k->n_layer - 1, err)))
+    if ((st = gm_validate_base_keys(ARCH, &k->b, err)) ||
+        (st = gm_check_key_range(ARCH, "embedding_length_per_layer_input", k->n_pl, 0, 1u << 14, err)) ||
+        (st = gm_check_key_range(ARCH, "attention.shared_kv_layers", k->n_shared, 0, k->b.n_layer - 1, err)))
         return st;
-    if (!(k->eps > 0.0f && k->eps < 1.0f))
-        return gm_fail(err, GEMMA_E_MODEL, "key '" ARCH ".attention.layer_norm_rms_epsilon' = %g is not in (0, 1)",
-                       (double)k->eps);
-    if (!(k->base > 0.0f) || !(k->base_swa > 0.0f))
-        return gm_fail(err, GEMMA_E_MODEL, "rope.freq_base / rope.freq_base_swa must be positive");
-    if (k->scale_factor < 0.0f)
-        return gm_fail(err, GEMMA_E_MODEL, "key '" ARCH ".rope.scaling.factor' is negative");
-    if (k->softcap < 0.0f)
-        return gm_fail(err, GEMMA_E_MODEL, "key '" ARCH ".final_logit_softcapping' is negative");
     return GEMMA_OK;
 }
 
@@ -121,7 +76,7 @@ static gemma_status read_pattern(const gguf_ctx *g, g4_keys *k, gemma_error *err
     if (kv->type == GGUF_T_BOOL) {
         bool v;
         gemma_status st = gguf_get_bool(g, key, &v, err);
-        for (uint32_t il = 0; !st && il < k->n_layer; il++)
+        for (uint32_t il = 0; !st && il < k->b.n_layer; il++)
             k->is_swa[il] = v;
         return st;
     }
@@ -130,26 +85,11 @@ static gemma_status read_pattern(const gguf_ctx *g, g4_keys *k, gemma_error *err
     gemma_status st = gguf_get_arr(g, key, GGUF_T_BOOL, &n, &data, err);
     if (st)
         return st;
-    if (n != k->n_layer)
+    if (n != k->b.n_layer)
         return gm_fail(err, GEMMA_E_MODEL, "key '%s': array has %llu elements, expected one per layer (%u)", key,
-                       (unsigned long long)n, k->n_layer);
-    for (uint32_t il = 0; il < k->n_layer; il++)
+                       (unsigned long long)n, k->b.n_layer);
+    for (uint32_t il = 0; il < k->b.n_layer; il++)
         k->is_swa[il] = ((const uint8_t *)data)[il] != 0;
-    return GEMMA_OK;
-}
-
-static gemma_status check_heads(const g4_keys *k, gemma_error *err)
-{
-    for (uint32_t il = 0; il < k->n_layer; il++) {
-        if (k->n_head[il] == 0 || k->n_head[il] > 1024 || k->n_head_kv[il] == 0 ||
-            k->n_head[il] % k->n_head_kv[il])
-            return gm_fail(err, GEMMA_E_MODEL, "layer %u: head_count %u / head_count_kv %u are invalid "
-                           "(both in 1..1024, head_count a multiple of head_count_kv)",
-                           il, k->n_head[il], k->n_head_kv[il]);
-        if (k->n_ff[il] == 0 || k->n_ff[il] > (1u << 20))
-            return gm_fail(err, GEMMA_E_MODEL, "layer %u: key '" ARCH ".feed_forward_length' = %u is invalid",
-                           il, k->n_ff[il]);
-    }
     return GEMMA_OK;
 }
 
@@ -181,16 +121,10 @@ static gemma_status read_rot(const gguf_ctx *g, const char *key, uint32_t hd, ui
 static gemma_status read_layers(const gguf_ctx *g, g4_keys *k, gemma_error *err)
 {
     gemma_status st;
-    const uint32_t L = k->n_layer;
-    if ((st = read_pattern(g, k, err)) ||
-        (st = gm_key_u32_layers(g, ARCH, "attention.head_count", true, L, k->n_head, err)))
+    const uint32_t L = k->b.n_layer;
+    if ((st = read_pattern(g, k, err)) || (st = gm_read_layer_keys(g, ARCH, &k->b, err)))
         return st;
-    memcpy(k->n_head_kv, k->n_head, L * sizeof(uint32_t));
-    if ((st = gm_key_u32_layers(g, ARCH, "attention.head_count_kv", false, L, k->n_head_kv, err)) ||
-        (st = gm_key_u32_layers(g, ARCH, "feed_forward_length", true, L, k->n_ff, err)) ||
-        (st = check_heads(k, err)))
-        return st;
-    k->hd = k->n_embd / k->n_head[0];
+    k->hd = k->b.n_embd / k->b.n_head[0];
     if ((st = read_head_dim(g, "attention.key_length", "attention.value_length", false, &k->hd, err)) ||
         (st = read_head_dim(g, "attention.key_length_swa", "attention.value_length_swa", true, &k->hd_swa, err)))
         return st;
@@ -207,7 +141,7 @@ static gemma_status read_layers(const gguf_ctx *g, g4_keys *k, gemma_error *err)
     k->n_rot_swa = k->n_rot;
     if (any_swa && (st = read_rot(g, "rope.dimension_count_swa", k->hd_swa, &k->n_rot_swa, err)))
         return st;
-    if (any_swa && k->n_swa == 0)
+    if (any_swa && k->b.n_swa == 0)
         return gm_fail(err, GEMMA_E_MODEL, "key '" ARCH ".attention.sliding_window' is 0 but some layers use it");
     return GEMMA_OK;
 }
@@ -217,7 +151,7 @@ static gemma_status read_layers(const gguf_ctx *g, g4_keys *k, gemma_error *err)
  * local layer's cache only keeps the window. */
 static gemma_status kv_source(const g4_keys *k, uint32_t il, uint32_t *src, gemma_error *err)
 {
-    const uint32_t S = k->n_layer - k->n_shared;
+    const uint32_t S = k->b.n_layer - k->n_shared;
     *src = il;
     if (il < S)
         return GEMMA_OK;
@@ -229,17 +163,17 @@ static gemma_status kv_source(const g4_keys *k, uint32_t il, uint32_t *src, gemm
         return gm_fail(err, GEMMA_E_UNSUPPORTED, "layer %u (%s) would read the KV cache of layer %u (%s): "
                        "only sharing between layers of the same kind is supported", il,
                        k->is_swa[il] ? "local" : "global", *src, k->is_swa[*src] ? "local" : "global");
-    if (k->n_head[il] % k->n_head_kv[*src])
+    if (k->b.n_head[il] % k->b.n_head_kv[*src])
         return gm_fail(err, GEMMA_E_MODEL, "layer %u: head_count %u is not a multiple of the %u KV heads of "
-                       "layer %u, whose cache it reads", il, k->n_head[il], k->n_head_kv[*src], *src);
+                       "layer %u, whose cache it reads", il, k->b.n_head[il], k->b.n_head_kv[*src], *src);
     return GEMMA_OK;
 }
 
 /* Per-layer geometry from the keys (spec 4.3). Frequency factors are set after binding. */
 static gemma_status build_geometry(gemma_model *m, const g4_keys *k, gemma_error *err)
 {
-    const float fs_glob = k->scale_factor > 0.0f ? 1.0f / k->scale_factor : 1.0f;
-    for (uint32_t il = 0; il < k->n_layer; il++) {
+    const float fs_glob = k->b.scale_factor > 0.0f ? 1.0f / k->b.scale_factor : 1.0f;
+    for (uint32_t il = 0; il < k->b.n_layer; il++) {
         gm_layer_geom *g = &m->layers[il];
         uint32_t src;
         gemma_status st = kv_source(k, il, &src, err);
@@ -247,71 +181,44 @@ static gemma_status build_geometry(gemma_model *m, const g4_keys *k, gemma_error
             return st;
         const bool swa = k->is_swa[il];
         g->is_swa = swa;
-        g->n_head = (int32_t)k->n_head[il];
-        g->n_head_kv = (int32_t)k->n_head_kv[src];
+        g->n_head = (int32_t)k->b.n_head[il];
+        g->n_head_kv = (int32_t)k->b.n_head_kv[src];
         g->head_dim = (int32_t)(swa ? k->hd_swa : k->hd);
-        g->n_ff = (int32_t)k->n_ff[il];
+        g->n_ff = (int32_t)k->b.n_ff[il];
         g->n_rot = (int32_t)(swa ? k->n_rot_swa : k->n_rot);
-        g->rope_base = swa ? k->base_swa : k->base;
+        g->rope_base = swa ? k->b.base_swa : k->b.base;
         g->rope_freq_scale = swa ? 1.0f : fs_glob;
         g->rope_freq_factors = NULL;
         g->attn_scale = 1.0f; /* Q and K are RMS-normalised: no 1/sqrt(d) */
         g->kv_src = (int32_t)src;
     }
-    gm_hparams *hp = &m->hp;
-    hp->n_layer = (int32_t)k->n_layer;
-    hp->n_embd = (int32_t)k->n_embd;
-    hp->n_ctx_train = (int32_t)k->n_ctx_train;
-    hp->n_swa = (int32_t)k->n_swa;
-    hp->rms_eps = k->eps;
-    hp->final_softcap = k->softcap;
-    hp->n_head = m->layers[0].n_head;
-    hp->n_head_kv = m->layers[0].n_head_kv;
-    hp->head_dim = m->layers[0].head_dim;
-    hp->n_ff = m->layers[0].n_ff;
+    gm_set_hparams(m, &k->b);
     return GEMMA_OK;
 }
 
 /* ---- tensors ---- */
+
+/* Shared layers compute no K/V; converters may still carry the projections (llama.cpp loads
+ * and ignores them), so they are accepted there and never read. */
+static gemma_status bind_attn(gemma_model *m, int il, g4_layer *L, gemma_error *err)
+{
+    const unsigned kvf = m->layers[il].kv_src == il ? 0 : GM_BIND_OPTIONAL;
+    return gm_bind_attn(m, il, &L->attn, kvf, GM_BIND_OPTIONAL, err);
+}
 
 #define W(field, suffix, a, b, fl) \
     if ((st = gm_bind_weight(m, gm_blk_name(n, sizeof n, il, suffix), a, b, fl, &L->field, err))) return st
 #define N(field, suffix, len, fl) \
     if ((st = gm_bind_f32(m, gm_blk_name(n, sizeof n, il, suffix), len, fl, &L->field, err))) return st
 
-static gemma_status bind_attn(gemma_model *m, int il, g4_layer *L, gemma_error *err)
-{
-    const gm_layer_geom *g = &m->layers[il];
-    const int64_t E = m->hp.n_embd, hd = g->head_dim, nq = hd * g->n_head, nkv = hd * g->n_head_kv;
-    /* Shared layers compute no K/V; converters may still carry the projections (llama.cpp
-     * loads and ignores them), so they are accepted there and never read. */
-    const unsigned kvf = g->kv_src == il ? 0 : GM_BIND_OPTIONAL;
-    char n[96];
-    gemma_status st;
-    if (gguf_find_tensor(m->file->ctx, gm_blk_name(n, sizeof n, il, "attn_qkv.weight")))
-        return gm_fail(err, GEMMA_E_UNSUPPORTED, "tensor '%s': fused QKV projections are not supported", n);
-    N(attn_norm, "attn_norm.weight", E, 0);
-    W(wq, "attn_q.weight", E, nq, 0);
-    W(wk, "attn_k.weight", E, nkv, kvf);
-    W(wv, "attn_v.weight", E, nkv, GM_BIND_OPTIONAL);
-    W(wo, "attn_output.weight", nq, E, 0);
-    N(q_norm, "attn_q_norm.weight", hd, 0);
-    N(k_norm, "attn_k_norm.weight", hd, kvf);
-    N(post_attn_norm, "post_attention_norm.weight", E, 0);
-    return GEMMA_OK;
-}
-
 static gemma_status bind_rest(gemma_model *m, int il, int64_t n_pl, g4_layer *L, gemma_error *err)
 {
-    const int64_t E = m->hp.n_embd, F = m->layers[il].n_ff;
+    const int64_t E = m->hp.n_embd;
     char n[96];
     gemma_status st;
     N(out_scale, "layer_output_scale.weight", 1, GM_BIND_OPTIONAL);
-    N(ffn_norm, "ffn_norm.weight", E, 0);
-    W(gate, "ffn_gate.weight", E, F, 0);
-    W(up, "ffn_up.weight", E, F, 0);
-    W(down, "ffn_down.weight", F, E, 0);
-    N(post_ffw_norm, "post_ffw_norm.weight", E, 0);
+    if ((st = gm_bind_ffn(m, il, &L->ffn, err)))
+        return st;
     if (n_pl > 0) {
         W(ple_gate, "inp_gate.weight", E, n_pl, 0);
         W(ple_proj, "proj.weight", n_pl, E, 0);
@@ -324,21 +231,10 @@ static gemma_status bind_rest(gemma_model *m, int il, int64_t n_pl, g4_layer *L,
 
 static gemma_status bind_globals(gemma_model *m, g4_weights *w, gemma_error *err)
 {
-    const gguf_tensor *te = gguf_find_tensor(m->file->ctx, "token_embd.weight");
-    if (!te)
-        return gm_fail(err, GEMMA_E_MODEL, "missing tensor 'token_embd.weight'");
-    if (te->ne[1] < 1 || te->ne[1] > INT32_MAX)
-        return gm_fail(err, GEMMA_E_MODEL, "tensor 'token_embd.weight': %lld rows is not a valid vocabulary size",
-                       (long long)te->ne[1]);
-    m->hp.n_vocab = (int32_t)te->ne[1];
-    const int64_t E = m->hp.n_embd, V = m->hp.n_vocab, P = (int64_t)w->n_pl * m->hp.n_layer;
-    gemma_status st;
-    if ((st = gm_bind_weight(m, "token_embd.weight", E, V, 0, &w->tok_embd, err)) ||
-        (st = gm_bind_f32(m, "output_norm.weight", E, 0, &w->output_norm, err)) ||
-        (st = gm_bind_weight(m, "output.weight", E, V, GM_BIND_OPTIONAL, &w->output, err)))
+    gemma_status st = gm_bind_io(m, &w->io, err);
+    if (st)
         return st;
-    if (!w->output)
-        w->output = w->tok_embd; /* tied LM head, the normal case */
+    const int64_t E = m->hp.n_embd, V = m->hp.n_vocab, P = (int64_t)w->n_pl * m->hp.n_layer;
     if (w->n_pl > 0 &&
         ((st = gm_bind_weight(m, "per_layer_token_embd.weight", P, V, 0, &w->ple_embd, err)) ||
          (st = gm_bind_weight(m, "per_layer_model_proj.weight", E, P, 0, &w->ple_model_proj, err)) ||
@@ -392,83 +288,38 @@ static gemma_status g4_load(gemma_model *m, gemma_error *err)
         st = validate_scalars(&k, err);
     if (st)
         return st;
-    uint32_t *arr = gm_malloc_array((size_t)k.n_layer * 3, sizeof *arr);
-    bool *swa = gm_calloc(k.n_layer, sizeof *swa);
-    m->layers = gm_calloc(k.n_layer, sizeof *m->layers);
     g4_weights *w = calloc(1, sizeof *w);
-    if (w)
-        w->layer = gm_calloc(k.n_layer, sizeof *w->layer);
     m->arch_data = w;
-    if (!arr || !swa || !m->layers || !w || !w->layer) {
-        free(arr);
-        free(swa);
-        return gm_fail(err, GEMMA_E_NOMEM, "out of memory reading the hyper-parameters");
-    }
-    k.n_ff = arr;
-    k.n_head = arr + k.n_layer;
-    k.n_head_kv = arr + 2 * (size_t)k.n_layer;
-    k.is_swa = swa;
-    st = read_layers(g, &k, err);
+    if (!w || !(w->layer = gm_calloc(k.b.n_layer, sizeof *w->layer)))
+        return gm_fail(err, GEMMA_E_NOMEM, "out of memory allocating the layers");
+    w->n_pl = (int32_t)k.n_pl;
+    if ((st = gm_alloc_layers(m, &k.b, err)))
+        return st;
+    if (!(k.is_swa = gm_calloc(k.b.n_layer, sizeof *k.is_swa)))
+        st = gm_fail(err, GEMMA_E_NOMEM, "out of memory reading the hyper-parameters");
+    if (!st)
+        st = read_layers(g, &k, err);
     if (!st)
         st = build_geometry(m, &k, err);
-    free(arr);
-    free(swa);
-    w->n_pl = (int32_t)k.n_pl;
-    if (!st)
-        st = bind_all(m, w, err);
-    return st;
+    gm_free_layer_keys(&k.b);
+    free(k.is_swa);
+    return st ? st : bind_all(m, w, err);
 }
 
 /* ---- forward pass ---- */
 
-/* RoPE tables of one forward pass, one per distinct (base, scale, factors, n_rot): local
- * and global layers. */
-#define G4_ROPE_SLOTS 2
-
-typedef struct g4_rope_slot {
-    float base, freq_scale;
-    const float *factors;
-    int32_t n_rot;
-    bool valid;
-} g4_rope_slot;
-
 typedef struct g4_scratch {
-    int32_t n_batch, n_ctx, q_block, rope_next;
-    int64_t rope_stride; /* floats per rope table */
-    float *x, *h, *q, *k, *v, *att, *o, *gate, *up, *cs, *attn_tmp;
-    float *scores, *qr;
+    gm_scratch base; /* first: the shared layers see a gm_scratch */
     float *ple; /* [n_batch][n_layer][n_pl]: every layer's per-layer input */
     float *pl;  /* [max(n_batch, n_layer)][n_pl]: PLE gate rows, or one token's embedding row */
-    g4_rope_slot rope[G4_ROPE_SLOTS];
-    void *block;
 } g4_scratch;
 
 static void g4_scratch_free(void *p)
 {
     g4_scratch *s = p;
     if (s)
-        gm_aligned_free(s->block);
+        gm_scratch_release(&s->base);
     free(s);
-}
-
-typedef struct g4_dims {
-    int64_t qd, kvd, ff, hd, rot;
-} g4_dims;
-
-/* The widest layer of each kind of buffer (K/V only for layers that compute their own). */
-static g4_dims max_dims(const gemma_model *m)
-{
-    g4_dims d = {0};
-    for (int32_t il = 0; il < m->hp.n_layer; il++) {
-        const gm_layer_geom *g = &m->layers[il];
-        d.qd = GM_MAX(d.qd, (int64_t)g->n_head * g->head_dim);
-        if (g->kv_src == il)
-            d.kvd = GM_MAX(d.kvd, (int64_t)g->n_head_kv * g->head_dim);
-        d.ff = GM_MAX(d.ff, (int64_t)g->n_ff);
-        d.hd = GM_MAX(d.hd, (int64_t)g->head_dim);
-        d.rot = GM_MAX(d.rot, (int64_t)g->n_rot);
-    }
-    return d;
 }
 
 static gemma_status g4_scratch_create(const gemma_model *m, int32_t n_batch, int32_t n_ctx,
@@ -476,98 +327,26 @@ static gemma_status g4_scratch_create(const gemma_model *m, int32_t n_batch, int
 {
     *out = NULL;
     const g4_weights *w = m->arch_data;
-    const g4_dims d = max_dims(m);
-    const int64_t B = n_batch, E = m->hp.n_embd, NL = m->hp.n_layer, P = w->n_pl;
-    /* Attention takes up to 32 queries at a time; fewer for long contexts, so that the
-     * per-thread score rows stay near 4 MB. */
-    const int64_t QB = GM_MAX(1, GM_MIN(GM_MIN(32, (int64_t)n_batch), ((int64_t)1 << 20) / n_ctx));
-    const int64_t nw = (int64_t)n_threads * QB;
-    /* Float counts of each buffer, each rounded up to 16 floats (64 bytes). */
-    const int64_t sizes[] = {B * E, B * E, B * d.qd, B * d.kvd, B * d.kvd, B * d.qd, B * E, B * d.ff,
-                             B * d.ff, G4_ROPE_SLOTS * B * d.rot, nw * n_ctx, nw * d.hd, nw * d.hd,
-                             B * NL * P, GM_MAX(B, NL) * P};
-    enum { NBUF = sizeof sizes / sizeof sizes[0] };
-    uint64_t total = 0;
-    for (int i = 0; i < NBUF; i++)
-        total += ((uint64_t)sizes[i] + 15) / 16 * 16;
+    const int64_t B = n_batch, NL = m->hp.n_layer, P = w->n_pl;
     g4_scratch *s = calloc(1, sizeof *s);
-    if (!s || total > SIZE_MAX / 4 || !(s->block = gm_aligned_alloc((size_t)total * 4))) {
+    if (!s)
+        return gm_fail(err, GEMMA_E_NOMEM, "out of memory allocating the scratch");
+    const int64_t sizes[2] = {B * NL * P, GM_MAX(B, NL) * P};
+    float *bufs[2];
+    gemma_status st = gm_scratch_init(&s->base, m, n_batch, n_ctx, n_threads, sizes, bufs, 2, err);
+    if (st) {
         g4_scratch_free(s);
-        return gm_fail(err, GEMMA_E_NOMEM, "out of memory allocating %llu bytes of scratch",
-                       (unsigned long long)total * 4);
+        return st;
     }
-    float *p = s->block, *bufs[NBUF];
-    for (int i = 0; i < NBUF; i++) {
-        bufs[i] = p;
-        p += ((uint64_t)sizes[i] + 15) / 16 * 16;
-    }
-    s->x = bufs[0]; s->h = bufs[1]; s->q = bufs[2]; s->k = bufs[3]; s->v = bufs[4];
-    s->att = bufs[5]; s->o = bufs[6]; s->gate = bufs[7]; s->up = bufs[8]; s->cs = bufs[9];
-    s->scores = bufs[10]; s->qr = bufs[11]; s->attn_tmp = bufs[12]; s->ple = bufs[13]; s->pl = bufs[14];
-    s->q_block = (int32_t)QB;
-    s->rope_stride = B * d.rot;
-    s->n_batch = n_batch;
-    s->n_ctx = n_ctx;
+    s->ple = bufs[0];
+    s->pl = bufs[1];
     *out = s;
     return GEMMA_OK;
 }
 
-/* The RoPE table (cos, sin pairs of every token of the batch) for this layer's frequencies:
- * computed by the first layer that uses them in this forward pass. */
-static const float *rope_table(g4_scratch *s, const gm_layer_geom *g, const gm_batch *b)
-{
-    for (int i = 0; i < G4_ROPE_SLOTS; i++) {
-        const g4_rope_slot *r = &s->rope[i];
-        if (r->valid && r->base == g->rope_base && r->freq_scale == g->rope_freq_scale &&
-            r->factors == g->rope_freq_factors && r->n_rot == g->n_rot)
-            return s->cs + (size_t)i * (size_t)s->rope_stride;
-    }
-    const int i = s->rope_next;
-    s->rope_next = (i + 1) % G4_ROPE_SLOTS;
-    s->rope[i] = (g4_rope_slot){g->rope_base, g->rope_freq_scale, g->rope_freq_factors, g->n_rot, true};
-    float *cs = s->cs + (size_t)i * (size_t)s->rope_stride;
-    for (int32_t t = 0; t < b->n; t++)
-        gm_rope_cache(cs + (size_t)t * (size_t)g->n_rot, b->pos0 + t, g->n_rot, g->rope_base,
-                      g->rope_freq_scale, g->rope_freq_factors);
-    return cs;
-}
-
-/* Row-wise work of a batch, split over the pool's threads by token for prompts (a decode
- * step's rows are too small to be worth waking the pool). */
-typedef enum { ROWS_NORM, ROWS_NORM_ADD, ROWS_QK, ROWS_GEGLU, ROWS_PLE_GATE } rows_kind;
-
-typedef struct rows_task {
-    rows_kind kind;
-    int32_t n;
-    const gm_kernels *kern;
-    /* NORM: y = rmsnorm(x) * w; NORM_ADD: also acc += y; GEGLU: y = gelu(y) * x (tab);
-     * PLE_GATE: the same for rows of dim, x rows x_stride apart */
-    float *y, *acc;
-    const float *x, *w;
-    int64_t dim, x_stride;
-    float eps;
-    const uint16_t *tab;
-    /* QK */
-    const gemma_model *m;
-    const g4_layer *L;
-    const gm_layer_geom *g;
-    g4_scratch *s;
-    gm_kvcache *kv;
-    int32_t il, pos0;
-    const float *cs;
-} rows_task;
-
-/* Per-head RMS norm of n_head heads of hd floats (w NULL: no weight). */
-static void norm_heads(const gm_kernels *kern, float *y, const float *x, const float *w, int32_t n_head,
-                       int32_t hd, float eps)
-{
-    for (int32_t h = 0; h < n_head; h++)
-        gm_rmsnorm_k(kern, y + (size_t)h * (size_t)hd, x + (size_t)h * (size_t)hd, w, hd, eps);
-}
-
-/* Q norm and RoPE of one token; for a layer with its own cache also K, V (V from the raw
- * K projection when attn_v is absent, normed without weight) and the cache write. */
-static void qk_token(const rows_task *r, int32_t t)
+/* Q norm and RoPE of token t; for a layer with its own cache also K, V (V from the raw K
+ * projection when attn_v is absent, normed without weight) and the cache write. */
+static void qk_token(const gm_qk_job *r, int32_t t)
 {
     const gm_layer_geom *g = r->g;
     const int32_t hd = g->head_dim;
@@ -575,7 +354,7 @@ static void qk_token(const rows_task *r, int32_t t)
     const float *cs = r->cs + (size_t)t * (size_t)g->n_rot;
     const size_t qd = (size_t)g->n_head * (size_t)hd, kvd = (size_t)g->n_head_kv * (size_t)hd;
     float *q = r->s->q + (size_t)t * qd;
-    norm_heads(r->kern, q, q, r->L->q_norm, g->n_head, hd, eps);
+    gm_norm_heads(r->kern, q, q, r->a->q_norm, g->n_head, hd, eps);
     gm_rope_neox(q, g->n_head, hd, g->n_rot, cs);
     if (g->attn_scale != 1.0f)
         for (size_t i = 0; i < qd; i++)
@@ -584,119 +363,22 @@ static void qk_token(const rows_task *r, int32_t t)
         return;
     float *k = r->s->k + (size_t)t * kvd, *v = r->s->v + (size_t)t * kvd;
     /* before K is normed in place: it may be V's source */
-    norm_heads(r->kern, v, r->L->wv ? v : k, NULL, g->n_head_kv, hd, eps);
-    norm_heads(r->kern, k, k, r->L->k_norm, g->n_head_kv, hd, eps);
+    gm_norm_heads(r->kern, v, r->a->wv ? v : k, NULL, g->n_head_kv, hd, eps);
+    gm_norm_heads(r->kern, k, k, r->a->k_norm, g->n_head_kv, hd, eps);
     gm_rope_neox(k, g->n_head_kv, hd, g->n_rot, cs);
     gm_kvcache_store(r->kv, r->il, r->pos0 + t, k, v);
 }
 
-static void rows_range(const rows_task *r, int32_t t0, int32_t t1)
+static void qk_rows(void *p, int32_t t0, int32_t t1)
 {
-    const size_t d = (size_t)r->dim;
-    switch (r->kind) {
-    case ROWS_NORM:
-    case ROWS_NORM_ADD:
-        for (int32_t t = t0; t < t1; t++) {
-            float *y = r->y + (size_t)t * d;
-            gm_rmsnorm_k(r->kern, y, r->x + (size_t)t * d, r->w, r->dim, r->eps);
-            if (r->kind == ROWS_NORM_ADD) {
-                float *a = r->acc + (size_t)t * d;
-                for (size_t i = 0; i < d; i++)
-                    a[i] += y[i];
-            }
-        }
-        break;
-    case ROWS_QK:
-        for (int32_t t = t0; t < t1; t++)
-            qk_token(r, t);
-        break;
-    case ROWS_GEGLU:
-        gm_geglu_k(r->kern, r->y + (size_t)t0 * d, r->y + (size_t)t0 * d, r->x + (size_t)t0 * d,
-                   (int64_t)(t1 - t0) * r->dim, r->tab);
-        break;
-    case ROWS_PLE_GATE:
-        for (int32_t t = t0; t < t1; t++)
-            gm_geglu_k(r->kern, r->y + (size_t)t * d, r->y + (size_t)t * d, r->x + (size_t)t * (size_t)r->x_stride,
-                       r->dim, r->tab);
-        break;
-    }
+    for (int32_t t = t0; t < t1; t++)
+        qk_token(p, t);
 }
 
-static void rows_fn(void *p, int ith, int nth)
+/* A KV-shared layer only projects Q; without attn_v the K projection doubles as V. */
+static int n_proj(const gemma_model *m, const g4_layer *L, int32_t il)
 {
-    const rows_task *r = p;
-    rows_range(r, (int32_t)((int64_t)r->n * ith / nth), (int32_t)((int64_t)r->n * (ith + 1) / nth));
-}
-
-static void run_rows(gm_compute *c, rows_task *r)
-{
-    if (r->n >= 4 && gm_compute_threads(c) > 1)
-        gm_parallel(c, rows_fn, r);
-    else
-        rows_range(r, 0, r->n);
-}
-
-/* y = rmsnorm(x) * w row by row; with acc, also acc += y. */
-static void norm_rows(gm_compute *c, float *y, const float *x, const float *w, int32_t n, int64_t dim, float eps,
-                      float *acc)
-{
-    rows_task r = {.kind = acc ? ROWS_NORM_ADD : ROWS_NORM, .n = n, .kern = gm_compute_kernels(c), .y = y,
-                   .acc = acc, .x = x, .w = w, .dim = dim, .eps = eps};
-    run_rows(c, &r);
-}
-
-static gemma_status attn_block(const gemma_model *m, const g4_layer *L, int32_t il, gm_exec *ex,
-                               const gm_batch *b)
-{
-    const gm_layer_geom *g = &m->layers[il];
-    g4_scratch *s = ex->scratch;
-    const int32_t n = b->n, E = m->hp.n_embd;
-    const gm_kernels *kern = gm_compute_kernels(ex->c);
-    gemma_status st;
-    norm_rows(ex->c, s->h, s->x, L->attn_norm, n, E, m->hp.rms_eps, NULL);
-    /* A KV-shared layer only projects Q; without attn_v the K projection doubles as V. */
-    const bool own = g->kv_src == il;
-    const gm_tensor *const wqkv[3] = {L->wq, L->wk, L->wv};
-    float *const yqkv[3] = {s->q, s->k, s->v};
-    if ((st = gm_matmul_multi(ex->c, wqkv, own ? (L->wv ? 3 : 2) : 1, s->h, n, yqkv)))
-        return st;
-    rows_task qk = {.kind = ROWS_QK, .n = n, .kern = kern, .m = m, .L = L, .g = g, .s = s, .kv = ex->kv,
-                    .il = il, .pos0 = b->pos0, .cs = rope_table(s, g, b)};
-    run_rows(ex->c, &qk);
-    const gm_kv_layer *kl = &ex->kv->layer[g->kv_src];
-    const size_t qd = (size_t)g->n_head * (size_t)g->head_dim;
-    gm_attn a = {
-        .q = s->q, .q_stride = qd, .out = s->att, .out_stride = qd, .n_tok = n, .pos0 = b->pos0,
-        .n_head = g->n_head, .n_head_kv = g->n_head_kv, .head_dim = g->head_dim,
-        .n_swa = g->is_swa ? m->hp.n_swa : 0, .k = kl->k, .vt = kl->vt, .cells = kl->cells,
-        .q_block = s->q_block, .scores = s->scores, .qr = s->qr, .tmp = s->attn_tmp,
-        .max_keys = s->n_ctx, .kern = kern,
-    };
-    gm_parallel(ex->c, gm_attn_task, &a);
-    if ((st = gm_matmul(ex->c, L->wo, s->att, n, s->o)))
-        return st;
-    norm_rows(ex->c, s->o, s->o, L->post_attn_norm, n, E, m->hp.rms_eps, s->x);
-    return GEMMA_OK;
-}
-
-static gemma_status ffn_block(const gemma_model *m, const g4_layer *L, int32_t il, gm_exec *ex,
-                              const gm_batch *b)
-{
-    g4_scratch *s = ex->scratch;
-    const int32_t n = b->n, E = m->hp.n_embd;
-    gemma_status st;
-    norm_rows(ex->c, s->h, s->x, L->ffn_norm, n, E, m->hp.rms_eps, NULL);
-    const gm_tensor *const wgu[2] = {L->gate, L->up};
-    float *const ygu[2] = {s->gate, s->up};
-    if ((st = gm_matmul_multi(ex->c, wgu, 2, s->h, n, ygu)))
-        return st;
-    rows_task gg = {.kind = ROWS_GEGLU, .n = n, .kern = gm_compute_kernels(ex->c), .y = s->gate, .x = s->up,
-                    .dim = m->layers[il].n_ff, .tab = m->gelu_f16};
-    run_rows(ex->c, &gg);
-    if ((st = gm_matmul(ex->c, L->down, s->gate, n, s->o)))
-        return st;
-    norm_rows(ex->c, s->o, s->o, L->post_ffw_norm, n, E, m->hp.rms_eps, s->x);
-    return GEMMA_OK;
+    return m->layers[il].kv_src == il ? (L->attn.wv ? 3 : 2) : 1;
 }
 
 /* x += rmsnorm(proj · (gelu(inp_gate · x) * ple[il])) * post_norm, then the layer's output
@@ -706,43 +388,24 @@ static gemma_status ple_block(const gemma_model *m, const g4_layer *L, int32_t i
 {
     const g4_weights *w = m->arch_data;
     g4_scratch *s = ex->scratch;
+    float *x = s->base.x;
     const int32_t n = b->n, E = m->hp.n_embd, P = w->n_pl;
     gemma_status st;
     if (P > 0) {
-        if ((st = gm_matmul(ex->c, L->ple_gate, s->x, n, s->pl)))
+        if ((st = gm_matmul(ex->c, L->ple_gate, x, n, s->pl)))
             return st;
-        rows_task pg = {.kind = ROWS_PLE_GATE, .n = n, .kern = gm_compute_kernels(ex->c), .y = s->pl,
-                        .x = s->ple + (size_t)il * (size_t)P, .dim = P,
-                        .x_stride = (int64_t)m->hp.n_layer * P, .tab = m->gelu_f16};
-        run_rows(ex->c, &pg);
-        if ((st = gm_matmul(ex->c, L->ple_proj, s->pl, n, s->o)))
+        gm_geglu_rows(ex->c, s->pl, s->ple + (size_t)il * (size_t)P, (int64_t)m->hp.n_layer * P, n, P,
+                      m->gelu_f16);
+        if ((st = gm_matmul(ex->c, L->ple_proj, s->pl, n, s->base.o)))
             return st;
-        norm_rows(ex->c, s->o, s->o, L->ple_post_norm, n, E, m->hp.rms_eps, s->x);
+        gm_norm_rows(ex->c, s->base.o, s->base.o, L->ple_post_norm, n, E, m->hp.rms_eps, x);
     }
     if (L->out_scale) {
         const float sc = L->out_scale[0];
         for (size_t i = 0; i < (size_t)n * (size_t)E; i++)
-            s->x[i] *= sc;
+            x[i] *= sc;
     }
-    return GEMMA_OK;
-}
-
-/* Token embeddings scaled by sqrt(n_embd); any id outside the vocabulary is an error. */
-static gemma_status embed(const gemma_model *m, const gm_batch *b, float *x, gemma_error *err)
-{
-    const g4_weights *w = m->arch_data;
-    const int32_t E = m->hp.n_embd;
-    const float scale = sqrtf((float)E);
-    for (int32_t t = 0; t < b->n; t++) {
-        const gemma_token id = b->tokens[t];
-        if (id < 0 || id >= m->hp.n_vocab)
-            return gm_fail(err, GEMMA_E_INVALID_ARG, "token id %d is outside the vocabulary (0..%d)",
-                           (int)id, (int)m->hp.n_vocab - 1);
-        float *xt = x + (size_t)t * (size_t)E;
-        gm_tensor_get_row(w->tok_embd, id, xt);
-        for (int32_t i = 0; i < E; i++)
-            xt[i] *= scale;
-    }
+    GM_PROF(&s->base, PLE);
     return GEMMA_OK;
 }
 
@@ -754,53 +417,42 @@ static gemma_status per_layer_inputs(const gemma_model *m, gm_exec *ex, const gm
     g4_scratch *s = ex->scratch;
     const int32_t NL = m->hp.n_layer, P = w->n_pl;
     const size_t row = (size_t)NL * (size_t)P;
-    gemma_status st = gm_matmul(ex->c, w->ple_model_proj, s->x, b->n, s->ple);
+    gemma_status st = gm_matmul(ex->c, w->ple_model_proj, s->base.x, b->n, s->ple);
     if (st)
         return st;
     const float proj_scale = 1.0f / sqrtf((float)m->hp.n_embd), emb_scale = sqrtf((float)P);
     const float out_scale = 1.0f / sqrtf(2.0f);
     for (size_t i = 0; i < (size_t)b->n * row; i++)
         s->ple[i] *= proj_scale;
-    norm_rows(ex->c, s->ple, s->ple, w->ple_proj_norm, b->n * NL, P, m->hp.rms_eps, NULL);
+    gm_norm_rows(ex->c, s->ple, s->ple, w->ple_proj_norm, b->n * NL, P, m->hp.rms_eps, NULL);
     for (int32_t t = 0; t < b->n; t++) {
         float *pr = s->ple + (size_t)t * row;
         gm_tensor_get_row(w->ple_embd, b->tokens[t], s->pl);
         for (size_t i = 0; i < row; i++)
             pr[i] = (pr[i] + s->pl[i] * emb_scale) * out_scale;
     }
+    GM_PROF(&s->base, PLE);
     return GEMMA_OK;
 }
 
 static gemma_status g4_forward(const gemma_model *m, gm_exec *ex, const gm_batch *b, gemma_error *err)
 {
     const g4_weights *w = m->arch_data;
-    g4_scratch *s = ex->scratch;
-    const int32_t n = b->n, E = m->hp.n_embd;
-    if (n < 1 || n > s->n_batch || b->pos0 < 0 || b->pos0 + n > s->n_ctx)
-        return gm_fail(err, GEMMA_E_INTERNAL, "forward: batch of %d at %d does not fit", (int)n, (int)b->pos0);
-    gemma_status st = embed(m, b, s->x, err);
+    gemma_status st = gm_forward_begin(m, &w->io, ex, b, err);
     if (st)
         return st;
     if (w->n_pl > 0 && (st = per_layer_inputs(m, ex, b)))
         return gm_fail(err, st, "per-layer inputs: %s", gemma_strerror(st));
-    for (int i = 0; i < G4_ROPE_SLOTS; i++)
-        s->rope[i].valid = false;
     for (int32_t il = 0; il < m->hp.n_layer; il++) {
-        if (ex->cancel && atomic_load_explicit(ex->cancel, memory_order_relaxed))
-            return gm_fail(err, GEMMA_E_CANCELLED, "evaluation cancelled");
+        if ((st = gm_check_cancel(ex, err)))
+            return st;
         const g4_layer *L = &w->layer[il];
-        if ((st = attn_block(m, L, il, ex, b)) || (st = ffn_block(m, L, il, ex, b)) ||
+        if ((st = gm_attn_block(m, &L->attn, il, n_proj(m, L, il), qk_rows, ex, b)) ||
+            (st = gm_ffn_block(m, &L->ffn, il, ex, b)) ||
             (st = ple_block(m, L, il, ex, b)))
             return gm_fail(err, st, "layer %d: %s", (int)il, gemma_strerror(st));
     }
-    /* Final norm and LM head only for the rows asked for. */
-    const int32_t first = b->logits_all ? 0 : n - 1, n_out = n - first;
-    norm_rows(ex->c, s->h, s->x + (size_t)first * (size_t)E, w->output_norm, n_out, E, m->hp.rms_eps, NULL);
-    if ((st = gm_matmul(ex->c, w->output, s->h, n_out, b->logits)))
-        return gm_fail(err, st, "output projection: %s", gemma_strerror(st));
-    if (m->hp.final_softcap > 0.0f)
-        gm_softcap(b->logits, (int64_t)n_out * m->hp.n_vocab, m->hp.final_softcap);
-    return GEMMA_OK;
+    return gm_output_head(m, &w->io, ex, b, err);
 }
 
 const gm_arch_ops gm_arch_gemma4 = {

@@ -129,6 +129,13 @@ void gm_geglu_k(const gm_kernels *k, float *y, const float *gate, const float *u
         gm_geglu(y, gate, up, n, tab);
 }
 
+void gm_norm_heads(const gm_kernels *k, float *y, const float *x, const float *w, int32_t n_head, int32_t hd,
+                   float eps)
+{
+    for (int32_t h = 0; h < n_head; h++)
+        gm_rmsnorm_k(k, y + (size_t)h * (size_t)hd, x + (size_t)h * (size_t)hd, w, hd, eps);
+}
+
 /* x = F32(F16(x)): values about to enter an F16 product. */
 static void round_f16(const gm_kernels *k, float *x, int64_t n)
 {

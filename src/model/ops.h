@@ -73,6 +73,9 @@ void gm_f16_to_f32_row(float *y, const uint16_t *x, int64_t n);
 void gm_rmsnorm_k(const gm_kernels *k, float *y, const float *x, const float *w, int64_t n, float eps);
 void gm_geglu_k(const gm_kernels *k, float *y, const float *gate, const float *up, int64_t n,
                 const uint16_t *tab);
+/* gm_rmsnorm_k of each of n_head heads of hd floats, all with the same weight w (or none). */
+void gm_norm_heads(const gm_kernels *k, float *y, const float *x, const float *w, int32_t n_head, int32_t hd,
+                   float eps);
 
 /* Attention of a batch of queries over an F16 KV cache. */
 typedef struct gm_attn {

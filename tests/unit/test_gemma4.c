@@ -1,94 +1,19 @@
 /* Gemma 4 loading and evaluation beyond the reference logits (test_reference.c): rewrites
  * of ../shared/testdata/g4-f16.gguf with one defect each must fail with a message naming
  * it (never crash), KV-shared layers must own no cache, and V = K (no attn_v) must run. */
-#include "../../fuzz/fuzz-common.h"
-#include "gguf-writer.h"
-
-#include "test.h"
+#include "model-edit.h"
 
 static gguf_file *g_file; /* g4-f16: 8 layers LLGLLGLG, 2 KV-shared, PLE */
 
-typedef struct edit {
-    const char *drop_key;
-    const char *u32_key; /* set (or add) as UINT32 */
-    uint32_t u32;
-    const char *arr_key; /* replace with an array of n elements of arr_type */
-    uint32_t arr_type;
-    const void *arr;
-    uint64_t n;
-    const char *drop_tensor;
-    const char *shape_tensor; /* give it [ne0, ne1] */
-    int64_t ne0, ne1;
-    bool added;
-} edit;
-
-static size_t elem_size(uint32_t type) { return type == GGUF_T_BOOL || type == GGUF_T_UINT8 ? 1 : 4; }
-
-static bool edit_kv(void *user, gguf_writer *w, const gguf_kv *kv)
-{
-    edit *e = user;
-    if (e->drop_key && gw_key_is(kv, e->drop_key))
-        return true;
-    if (e->u32_key && gw_key_is(kv, e->u32_key)) {
-        gw_kv_u32(w, e->u32_key, e->u32);
-        e->added = true;
-        return true;
-    }
-    if (e->arr_key && gw_key_is(kv, e->arr_key)) {
-        gw_kv_arr(w, e->arr_key, e->arr_type, e->arr, e->n, elem_size(e->arr_type));
-        return true;
-    }
-    return false;
-}
-
-static bool edit_tensor(void *user, gw_tensor_rec *t)
-{
-    edit *e = user;
-    if (e->drop_tensor && !strcmp(t->name, e->drop_tensor))
-        return true;
-    if (e->shape_tensor && !strcmp(t->name, e->shape_tensor)) {
-        t->ne[0] = e->ne0;
-        t->ne[1] = e->ne1;
-        t->n_dims = e->ne1 > 1 ? 2 : 1;
-        t->data = NULL;
-    }
-    return false;
-}
-
-/* Loads g4-f16 with edit e applied (through a memfd). */
+/* Loads g4-f16 with edit e applied. */
 static gemma_status load_edited(edit e, gemma_model **m, gemma_error *err)
 {
-    gguf_writer w;
-    gw_from_ctx(&w, g_file->ctx, edit_kv, edit_tensor, &e);
-    if (e.u32_key && !e.added)
-        gw_kv_u32(&w, e.u32_key, e.u32);
-    size_t len = 0;
-    uint8_t *buf = gw_take(&w, &len);
-    gw_free(&w);
-    char path[64];
-    int fd = buf ? fz_memfd(buf, len, path) : -1;
-    free(buf);
-    if (fd < 0)
-        return GEMMA_E_IO;
-    gemma_status st = gemma_model_load(path, NULL, m, err);
-    close(fd);
-    return st;
+    return edit_load(g_file->ctx, e, m, err);
 }
 
 static void expect_load(const char *what, edit e, gemma_status code, const char *needle)
 {
-    gemma_model *m = NULL;
-    gemma_error err;
-    memset(&err, 0, sizeof err);
-    gemma_status st = load_edited(e, &m, &err);
-    CHECKF(st == code, "%s: got %s (%s), want %s", what, gemma_status_name(st), err.message,
-           gemma_status_name(code));
-    if (st != GEMMA_OK) {
-        CHECKF(m == NULL, "%s: model set on failure", what);
-        CHECKF(err.code == st && err.message[0], "%s: no message", what);
-        CHECKF(!needle || strstr(err.message, needle), "%s: message \"%s\" lacks \"%s\"", what, err.message, needle);
-    }
-    gemma_model_free(m);
+    edit_expect(g_file->ctx, what, e, code, needle);
 }
 
 static void test_tensors(void)

@@ -4,10 +4,7 @@
  * cancellation from another thread, out of memory) must leave the objects usable.
  * Models are built in memory (tests/gguf-writer.h) from the tokenizer of
  * ../shared/testdata/g3-f32.gguf and handed to gemma_model_load through a memfd. */
-#include "../../fuzz/fuzz-common.h"
-#include "gguf-writer.h"
-
-#include "test.h"
+#include "model-edit.h"
 
 #include <malloc.h>
 #include <pthread.h>
@@ -25,24 +22,6 @@ static gguf_ctx *g_base_ctx; /* its index, for rewriting */
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
-static gemma_status load_bytes(const uint8_t *buf, size_t len, bool use_mmap, gemma_model **m, gemma_error *err)
-{
-    char path[64];
-    int fd = fz_memfd(buf, len, path);
-    if (fd < 0)
-        return GEMMA_E_IO;
-    gemma_model_params p = gemma_model_default_params();
-    p.use_mmap = use_mmap;
-    gemma_status st = gemma_model_load(path, &p, m, err);
-    close(fd);
-    return st;
-}
-
-static bool msg_has(const gemma_error *err, const char *needle)
-{
-    return strstr(err->message, needle) != NULL;
-}
-
 /* Parses buf and expects code with needle in the message. */
 static void expect_parse(const char *what, const uint8_t *buf, size_t len, gemma_status code, const char *needle)
 {
@@ -59,102 +38,12 @@ static void expect_parse(const char *what, const uint8_t *buf, size_t len, gemma
     gguf_free(c);
 }
 
-/* Rewrites of the base model: one defect at a time. */
-typedef struct edit {
-    const char *drop_key;
-    const char *u32_key; /* set (or add) this key as UINT32 = u32 */
-    uint32_t u32;
-    const char *str_key; /* set this key as STRING = str */
-    const char *str;
-    const char *f32_key;
-    float f32;
-    const char *drop_tensor;
-    const char *shape_tensor; /* give it ne[0..1] = ne0, ne1 */
-    int64_t ne0, ne1;
-    const char *type_tensor;
-    uint32_t type;
-    const char *rename_tensor, *new_name;
-    bool extra_tensor;
-    bool added;
-} edit;
+static gguf_writer g_m; /* for the tests that build files record by record */
 
-static bool edit_kv(void *user, gguf_writer *m, const gguf_kv *kv)
-{
-    edit *e = user;
-    if (e->drop_key && gw_key_is(kv, e->drop_key))
-        return true;
-    if (e->u32_key && gw_key_is(kv, e->u32_key)) {
-        gw_kv_u32(m, e->u32_key, e->u32);
-        e->added = true;
-        return true;
-    }
-    if (e->str_key && gw_key_is(kv, e->str_key)) {
-        gw_kv_str(m, e->str_key, e->str);
-        e->added = true;
-        return true;
-    }
-    if (e->f32_key && gw_key_is(kv, e->f32_key)) {
-        gw_kv_f32(m, e->f32_key, e->f32);
-        e->added = true;
-        return true;
-    }
-    return false;
-}
-
-static bool edit_tensor(void *user, gw_tensor_rec *t)
-{
-    edit *e = user;
-    if (e->drop_tensor && !strcmp(t->name, e->drop_tensor))
-        return true;
-    if (e->shape_tensor && !strcmp(t->name, e->shape_tensor)) {
-        t->ne[0] = e->ne0;
-        t->ne[1] = e->ne1;
-        t->n_dims = e->ne1 > 1 ? 2 : t->n_dims;
-        t->data = NULL;
-    }
-    if (e->type_tensor && !strcmp(t->name, e->type_tensor)) {
-        t->type = e->type;
-        t->data = NULL;
-    }
-    if (e->rename_tensor && !strcmp(t->name, e->rename_tensor))
-        snprintf(t->name, sizeof t->name, "%s", e->new_name);
-    return false;
-}
-
-static gguf_writer g_m;
-
-static uint8_t *rewrite(edit *e, size_t *len)
-{
-    gw_from_ctx(&g_m, g_base_ctx, edit_kv, edit_tensor, e);
-    if (e->u32_key && !e->added)
-        gw_kv_u32(&g_m, e->u32_key, e->u32);
-    if (e->str_key && !e->added)
-        gw_kv_str(&g_m, e->str_key, e->str);
-    if (e->extra_tensor)
-        gw_tensor_add(&g_m, "blk.0.mystery.weight", GM_TYPE_F32, 1, 32, 1, 1, 1);
-    uint8_t *p = gw_take(&g_m, len);
-    return p;
-}
-
-/* Loads the edited model and expects code (with needle in the message). */
+/* Loads the base model with one defect and expects code (with needle in the message). */
 static void expect_load(const char *what, edit e, gemma_status code, const char *needle)
 {
-    size_t len;
-    uint8_t *buf = rewrite(&e, &len);
-    REQUIRE(buf != NULL);
-    gemma_model *m = NULL;
-    gemma_error err;
-    memset(&err, 0, sizeof err);
-    gemma_status st = load_bytes(buf, len, true, &m, &err);
-    CHECKF(st == code, "%s: got %s (%s), want %s", what, gemma_status_name(st), err.message,
-           gemma_status_name(code));
-    if (st != GEMMA_OK) {
-        CHECKF(m == NULL, "%s: model set on failure", what);
-        CHECKF(err.code == st && err.message[0], "%s: no message", what);
-        CHECKF(!needle || msg_has(&err, needle), "%s: message \"%s\" lacks \"%s\"", what, err.message, needle);
-    }
-    gemma_model_free(m);
-    free(buf);
+    edit_expect(g_base_ctx, what, e, code, needle);
 }
 
 /* ---- file level ------------------------------------------------------------------------ */
