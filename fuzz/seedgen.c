@@ -164,29 +164,27 @@ static void gguf_from_testdata(const char *testdata)
 
 /* ---- model -------------------------------------------------------------------------- */
 
-static void models(const char *testdata)
+typedef struct tiny_seed {
+    const char *name;
+    gw_tiny_opts o;
+} tiny_seed;
+
+typedef uint8_t *(*tiny_fn)(const gguf_ctx *vocab_src, const gw_tiny_opts *o, size_t *len);
+
+/* Complete tiny models built by fn with the vocabulary of testdata/vocab_file. */
+static void tiny_models(const char *testdata, const char *vocab_file, tiny_fn fn, const tiny_seed *v, size_t n)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/g3-f32.gguf", testdata);
+    snprintf(path, sizeof path, "%s/%s", testdata, vocab_file);
     uint8_t *buf;
     gguf_ctx *c = parse_file(path, &buf);
     if (!c) {
-        fprintf(stderr, "gemma-fuzz-seeds: no %s: model seeds are only the shrunk files\n", path);
+        fprintf(stderr, "gemma-fuzz-seeds: no %s: no tiny models from it\n", path);
         return;
     }
-    static const struct {
-        const char *name;
-        gw_tiny_opts o;
-    } v[] = {
-        {"tiny-f32.gguf", {GM_TYPE_F32, 2, 32, 64, 64}},
-        {"tiny-f16.gguf", {GM_TYPE_F16, 2, 32, 64, 64}},
-        {"tiny-q8_0.gguf", {GM_TYPE_Q8_0, 2, 32, 64, 64}},
-        {"tiny-q4_0.gguf", {GM_TYPE_Q4_0, 1, 32, 32, 16}},
-        {"tiny-bf16-3l.gguf", {GM_TYPE_BF16, 3, 32, 32, 32}},
-    };
-    for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+    for (size_t i = 0; i < n; i++) {
         size_t len;
-        uint8_t *p = gw_tiny_gemma3(c, &v[i].o, &len);
+        uint8_t *p = fn(c, &v[i].o, &len);
         if (!p)
             exit(1);
         put_file("model", v[i].name, p, len);
@@ -195,28 +193,24 @@ static void models(const char *testdata)
     }
     gguf_free(c);
     free(buf);
-    snprintf(path, sizeof path, "%s/g4-f16.gguf", testdata);
-    if (!(c = parse_file(path, &buf)))
-        return;
-    static const struct {
-        const char *name;
-        gw_tiny_opts o;
-    } v4[] = {
+}
+
+static void models(const char *testdata)
+{
+    static const tiny_seed g3[] = {
+        {"tiny-f32.gguf", {GM_TYPE_F32, 2, 32, 64, 64}},
+        {"tiny-f16.gguf", {GM_TYPE_F16, 2, 32, 64, 64}},
+        {"tiny-q8_0.gguf", {GM_TYPE_Q8_0, 2, 32, 64, 64}},
+        {"tiny-q4_0.gguf", {GM_TYPE_Q4_0, 1, 32, 32, 16}},
+        {"tiny-bf16-3l.gguf", {GM_TYPE_BF16, 3, 32, 32, 32}},
+    };
+    static const tiny_seed g4[] = {
         {"tiny-g4-f32.gguf", {GM_TYPE_F32, 4, 32, 64, 64}},
         {"tiny-g4-q8_0.gguf", {GM_TYPE_Q8_0, 4, 32, 64, 64}},
         {"tiny-g4-f16-6l.gguf", {GM_TYPE_F16, 6, 32, 32, 32}},
     };
-    for (size_t i = 0; i < sizeof v4 / sizeof *v4; i++) {
-        size_t len;
-        uint8_t *p = gw_tiny_gemma4(c, &v4[i].o, &len);
-        if (!p)
-            exit(1);
-        put_file("model", v4[i].name, p, len);
-        put_file("gguf", v4[i].name, p, len);
-        free(p);
-    }
-    gguf_free(c);
-    free(buf);
+    tiny_models(testdata, "g3-f32.gguf", gw_tiny_gemma3, g3, sizeof g3 / sizeof *g3);
+    tiny_models(testdata, "g4-f16.gguf", gw_tiny_gemma4, g4, sizeof g4 / sizeof *g4);
 }
 
 /* ---- tokenizer, chat, sampler ------------------------------------------------------- */

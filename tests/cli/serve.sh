@@ -47,6 +47,25 @@ def events(text):
     assert out[-1] == "[DONE]", f"stream does not end with [DONE]: {out[-1]!r}"
     return [json.loads(e) for e in out[:-1]]
 
+def hang_up(port, body, read_first):
+    """Sends a completion request on a raw socket, then closes it early."""
+    s = socket.create_connection(("127.0.0.1", port))
+    data = json.dumps(body)
+    s.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              f"Content-Length: {len(data)}\r\n\r\n{data}".encode())
+    if read_first:
+        assert b"200" in s.recv(4096)
+    else:
+        time.sleep(0.3)
+    s.close()
+
+def wait_idle(port, why):
+    for _ in range(100):
+        if json.loads(request(port, "GET", "/health")[2])["slots_processing"] == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError(why)
+
 def error_of(st, body, want):
     assert st == want, f"status {st}, want {want}: {body}"
     assert isinstance(body, dict) and body["error"]["message"], f"no error message: {body}"
@@ -114,32 +133,12 @@ try:
     assert all(s == 200 and b["choices"][0]["text"] == choice["text"] for s, b in results), results
 
     # a client that hangs up mid-stream frees its session
-    s = socket.create_connection(("127.0.0.1", port))
-    body = json.dumps({"prompt": PROMPT, "max_tokens": 400, "stream": True})
-    s.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-              f"Content-Length: {len(body)}\r\n\r\n{body}".encode())
-    assert b"200" in s.recv(4096)
-    s.close()
-    for _ in range(100):
-        if json.loads(request(port, "GET", "/health")[2])["slots_processing"] == 0:
-            break
-        time.sleep(0.1)
-    else:
-        raise AssertionError("the session of a closed stream was not released")
+    hang_up(port, {"prompt": PROMPT, "max_tokens": 400, "stream": True}, read_first=True)
+    wait_idle(port, "the session of a closed stream was not released")
 
     # a client that gives up on a plain (not streamed) request frees its session too
-    s = socket.create_connection(("127.0.0.1", port))
-    body = json.dumps({"prompt": PROMPT, "max_tokens": 400})
-    s.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-              f"Content-Length: {len(body)}\r\n\r\n{body}".encode())
-    time.sleep(0.3)
-    s.close()
-    for _ in range(100):
-        if json.loads(request(port, "GET", "/health")[2])["slots_processing"] == 0:
-            break
-        time.sleep(0.1)
-    else:
-        raise AssertionError("the session of an abandoned request was not released")
+    hang_up(port, {"prompt": PROMPT, "max_tokens": 400}, read_first=False)
+    wait_idle(port, "the session of an abandoned request was not released")
 
     # errors: status and a message that names the problem
     error_of(*post(port, "/v1/chat/completions", None, raw="{not json"), 400)
