@@ -5,7 +5,7 @@ CMAKE_ARGS ?=
 MODEL      ?= $(HOME)/.cache/gemma/models/gemma-3-270m-q4_k_m.gguf
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test sanitize test-sanitize fuzz bench model memcheck run serve clean format
+.PHONY: all build test sanitize test-sanitize test-aarch64 fuzz bench model memcheck run serve clean format
 
 all: build
 
@@ -22,6 +22,11 @@ sanitize test-sanitize: model
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DGEMMA_SANITIZE=ON $(CMAKE_ARGS) >/dev/null
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -LE slow
+
+# The NEON kernels, cross-built for aarch64 and tested under qemu-user on emulated CPUs of
+# each level (needs gcc-aarch64-linux-gnu and qemu-user).
+test-aarch64:
+	JOBS=$(JOBS) bash scripts/test-aarch64.sh build-aarch64
 
 fuzz:
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DGEMMA_FUZZ=ON -DGEMMA_TESTS=OFF >/dev/null

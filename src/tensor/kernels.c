@@ -15,6 +15,26 @@
 #define GM_X86 1
 #endif
 
+/* aarch64: Advanced SIMD is mandatory in the ABI; SDOT/I8MM are optional and only the
+ * kernel knows whether it enables them (the ID registers trap at EL0 on old kernels), so
+ * Linux asks getauxval. Other aarch64 systems get plain NEON. */
+#if defined(__aarch64__)
+#define GM_ARM64 1
+#if defined(__linux__)
+#include <sys/auxv.h>
+#define GM_ARM64_LINUX 1
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1ul << 1)
+#endif
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1ul << 20)
+#endif
+#ifndef HWCAP2_I8MM
+#define HWCAP2_I8MM (1ul << 13)
+#endif
+#endif
+#endif
+
 static const char *const isa_names[GM_ISA_COUNT] = {
     [GM_ISA_SCALAR] = "scalar",
     [GM_ISA_AVX2] = "avx2",
@@ -77,11 +97,38 @@ static x86_caps x86_detect(void)
 }
 #endif
 
+#ifdef GM_ARM64
+typedef struct arm_caps {
+    bool neon, dotprod, i8mm;
+} arm_caps;
+
+static arm_caps arm_detect(void)
+{
+#ifdef GM_ARM64_LINUX
+    const unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+    arm_caps c = { (hw & HWCAP_ASIMD) != 0, false, false };
+    c.dotprod = c.neon && (hw & HWCAP_ASIMDDP);
+    c.i8mm = c.dotprod && (hw2 & HWCAP2_I8MM);
+    return c;
+#else
+    return (arm_caps){ true, false, false };
+#endif
+}
+#endif
+
 bool gm_isa_supported(gm_isa isa)
 {
     if (isa == GM_ISA_SCALAR)
         return true;
-#ifdef GM_X86
+#ifdef GM_ARM64
+    arm_caps c = arm_detect();
+    switch (isa) {
+    case GM_ISA_NEON: return c.neon;
+    case GM_ISA_NEON_DOTPROD: return c.dotprod;
+    case GM_ISA_NEON_I8MM: return c.i8mm;
+    default: return false;
+    }
+#elif defined(GM_X86)
     x86_caps c = x86_detect();
     switch (isa) {
     case GM_ISA_AVX2: return c.avx2;
@@ -96,7 +143,8 @@ bool gm_isa_supported(gm_isa isa)
 
 gm_isa gm_isa_detect(void)
 {
-    static const gm_isa order[] = { GM_ISA_AVX512_VNNI, GM_ISA_AVX512, GM_ISA_AVX2 };
+    static const gm_isa order[] = { GM_ISA_AVX512_VNNI, GM_ISA_AVX512, GM_ISA_AVX2,
+                                    GM_ISA_NEON_I8MM, GM_ISA_NEON_DOTPROD, GM_ISA_NEON };
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
         if (gm_isa_supported(order[i]))
             return order[i];
@@ -160,6 +208,14 @@ void gm_kernels_init(gm_kernels *k, gm_isa isa)
     case GM_ISA_AVX2: gm_kernels_install_avx2(k); break;
     case GM_ISA_AVX512: gm_kernels_install_avx512(k, false); break;
     case GM_ISA_AVX512_VNNI: gm_kernels_install_avx512(k, true); break;
+    default: return;
+    }
+    k->isa = isa;
+#elif defined(GM_ARM64)
+    switch (isa) {
+    case GM_ISA_NEON: gm_kernels_install_neon(k, false, false); break;
+    case GM_ISA_NEON_DOTPROD: gm_kernels_install_neon(k, true, false); break;
+    case GM_ISA_NEON_I8MM: gm_kernels_install_neon(k, true, true); break;
     default: return;
     }
     k->isa = isa;

@@ -1,7 +1,7 @@
 /* Per-ISA kernel tables, chosen at run time.
  *
  * Every weight type has a scalar reference (quants-ref.c); an ISA file (kernels-avx2.c,
- * kernels-avx512.c, later kernels-neon.c) overrides the entries it accelerates. The
+ * kernels-avx512.c, kernels-neon.c) overrides the entries it accelerates. The
  * drivers in compute.c are shared: ISA variants differ only in these inner kernels.
  */
 #ifndef GM_KERNELS_H
@@ -26,7 +26,8 @@ typedef enum gm_isa {
 const char *gm_isa_name(gm_isa isa);
 /* Parses "scalar", "avx2", "avx512", "avx512-vnni", ...; GM_ISA_COUNT if unknown. */
 gm_isa gm_isa_from_name(const char *name);
-/* Best ISA this CPU and OS support (CPUID plus XGETBV for the saved register state). */
+/* Best ISA this CPU and OS support (x86: CPUID plus XGETBV for the saved register state;
+ * aarch64 Linux: the kernel's AT_HWCAP/AT_HWCAP2 bits). */
 gm_isa gm_isa_detect(void);
 /* True when isa can run here (used by tests to cover every ISA the machine has). */
 bool gm_isa_supported(gm_isa isa);
@@ -73,5 +74,10 @@ void gm_kernels_init(gm_kernels *k, gm_isa isa);
 /* Per-ISA installers, each in its own file compiled with that ISA's flags. */
 void gm_kernels_install_avx2(gm_kernels *k);
 void gm_kernels_install_avx512(gm_kernels *k, bool vnni);
+/* aarch64 only. kernels-neon.c (baseline ARMv8-A) installs the plain NEON set, or with
+ * dotprod/i8mm hands over to gm_kernels_install_neon_dotprod (kernels-neon-dotprod.c, built
+ * with +dotprod). i8mm has no kernels of its own yet and gets the dotprod set. */
+void gm_kernels_install_neon(gm_kernels *k, bool dotprod, bool i8mm);
+void gm_kernels_install_neon_dotprod(gm_kernels *k);
 
 #endif
