@@ -24,10 +24,10 @@ def client(i):
     r = json.loads(c.getresponse().read())
     results.append((time.time() - t0, r["usage"]["completion_tokens"]))
 
-client(-1)  # warm-up
+client(0)  # warm-up
 results.clear()
 t0 = time.time()
-threads = [threading.Thread(target=client, args=(i,)) for i in range(a.clients)]
+threads = [threading.Thread(target=client, args=(i + 1,)) for i in range(a.clients)]
 for t in threads:
     t.start()
 for t in threads:
