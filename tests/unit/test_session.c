@@ -320,8 +320,12 @@ static int parse_ids(const char *s, gemma_token *ids, int cap)
  * batch, 64 tokens decoded one at a time). The quantized model sits on near-ties (llama.cpp
  * with flash attention on differs from itself by as much as we differ from it), so the
  * check is teacher-forced: fed llama.cpp's tokens, ours must pick the same token almost
- * always, and its logit must never trail our top choice by more than a near-tie margin. */
-static void test_llamacpp_greedy(void)
+ * always, and its logit must never trail our top choice by more than a near-tie margin.
+ * Whole continuations that stay identical are counted but not asserted: one near-tie flips
+ * every later token, and which one flips depends on the kernel set (AVX-512 and scalar: 5 of
+ * 10 identical, AVX2: 3 of 10, all at 97-98% teacher-forced agreement). Checked with the
+ * best kernel set and, where it differs, AVX2. */
+static void teacher_forced(const char *isa)
 {
     const char *dir = getenv("GEMMA_TEST_DATA_DIR");
     char path[4096];
@@ -335,8 +339,15 @@ static void test_llamacpp_greedy(void)
     gemma_token ids[256], want[256];
     int n_prompt = 0, cases = 0, steps = 0, agree = 0, full = 0;
     double worst = 0;
-    gemma_session *s = new_session(2, 512, GEMMA_OVERFLOW_ERROR);
-    REQUIRE(s);
+    gemma_session_params sp = gemma_session_default_params();
+    sp.n_threads = 2;
+    sp.n_ctx = 512;
+    sp.isa = isa;
+    gemma_session *s = NULL;
+    gemma_error err;
+    REQUIRE(gemma_session_create(model, &sp, &s, &err) == GEMMA_OK);
+    gemma_session_stats stats;
+    REQUIRE(gemma_session_get_stats(s, &stats) == GEMMA_OK);
     while (fgets(line, sizeof line, f)) {
         if (!strncmp(line, "tokens: ", 8))
             n_prompt = parse_ids(line + 8, ids, 256);
@@ -361,18 +372,36 @@ static void test_llamacpp_greedy(void)
         }
         cases++;
         full += same == n_want;
-        fprintf(stderr, "  case %d: first %d/%d greedy tokens as llama.cpp\n", cases, same, n_want);
+        fprintf(stderr, "  %s case %d: first %d/%d greedy tokens as llama.cpp\n", stats.isa, cases, same, n_want);
         if (getenv("GEMMA_SKIP_SLOW") && cases >= 2)
             break; /* under valgrind (make memcheck) two cases cover the code paths */
     }
     fclose(f);
     gemma_session_free(s);
-    fprintf(stderr, "  teacher-forced: %d/%d top-1 agree, worst gap %.3f; %d/%d cases identical\n", agree,
-            steps, worst, full, cases);
+    fprintf(stderr, "  %s teacher-forced: %d/%d top-1 agree, worst gap %.3f; %d/%d cases identical\n", stats.isa,
+            agree, steps, worst, full, cases);
     CHECK(cases >= (getenv("GEMMA_SKIP_SLOW") ? 2 : 5));
-    if (!getenv("GEMMA_SKIP_SLOW"))
-        CHECKF(full >= 5, "%d/%d greedy continuations identical to llama.cpp's (want >= 5)", full, cases);
-    CHECKF(agree * 100 >= steps * 95 && worst < 0.5, "agreement %d/%d, worst gap %.3f", agree, steps, worst);
+    CHECKF(agree * 100 >= steps * 95 && worst < 0.5, "%s: agreement %d/%d, worst gap %.3f", stats.isa, agree,
+           steps, worst);
+}
+
+static void test_llamacpp_greedy(void)
+{
+    teacher_forced(NULL);
+    gemma_session_params sp = gemma_session_default_params();
+    sp.n_ctx = 64;
+    gemma_session *s = NULL;
+    gemma_error err;
+    if (gemma_session_create(model, &sp, &s, &err) != GEMMA_OK)
+        return;
+    gemma_session_stats st;
+    bool other = gemma_session_get_stats(s, &st) == GEMMA_OK && strcmp(st.isa, "avx2") != 0;
+    gemma_session_free(s);
+    sp.isa = "avx2";
+    if (other && !getenv("GEMMA_SKIP_SLOW") && gemma_session_create(model, &sp, &s, &err) == GEMMA_OK) {
+        gemma_session_free(s);
+        teacher_forced("avx2");
+    }
 }
 
 /* Slow (~10-30 s on 2 cores): a 4,000-token prompt through the sliding-window cache. */
