@@ -442,6 +442,13 @@ typedef struct gw_tiny_opts {
     uint32_t n_ctx;       /* default 64 */
 } gw_tiny_opts;
 
+/* Tensor blk.<il>.<suffix> of the tiny models below (writer m, name buffer n, layer il). */
+#define GW_T(suffix, type, nd, a, b)                                        \
+    do {                                                                    \
+        snprintf(n, sizeof n, "blk.%u.%s", il, suffix);                     \
+        gw_tensor_add(&m, n, type, nd, a, b, 1, 1);                         \
+    } while (0)
+
 /* A small but complete Gemma 3 model: tokenizer records copied from vocab_src (a parsed
  * Gemma 3 GGUF, e.g. ../shared/testdata/g3-f32.gguf), 2 heads / 1 KV head of width 16,
  * sliding window 4, every second layer global. Returns the serialized file or NULL. */
@@ -476,11 +483,6 @@ static uint8_t *gw_tiny_gemma3(const gguf_ctx *vocab_src, const gw_tiny_opts *o,
     gw_tensor_add(&m, "token_embd.weight", WT, 2, E, (int64_t)n_vocab, 1, 1);
     gw_tensor_add(&m, "output_norm.weight", GM_TYPE_F32, 1, E, 1, 1, 1);
     char n[96];
-#define GW_T(suffix, type, nd, a, b)                                        \
-    do {                                                                    \
-        snprintf(n, sizeof n, "blk.%u.%s", il, suffix);                     \
-        gw_tensor_add(&m, n, type, nd, a, b, 1, 1);                         \
-    } while (0)
     for (uint32_t il = 0; il < L; il++) {
         GW_T("attn_norm.weight", GM_TYPE_F32, 1, E, 1);
         GW_T("attn_q.weight", WT, 2, E, H * HD);
@@ -496,7 +498,6 @@ static uint8_t *gw_tiny_gemma3(const gguf_ctx *vocab_src, const gw_tiny_opts *o,
         GW_T("ffn_down.weight", WT, 2, F, E);
         GW_T("post_ffw_norm.weight", GM_TYPE_F32, 1, E, 1);
     }
-#undef GW_T
     return gw_take(&m, len);
 }
 
@@ -551,11 +552,6 @@ static uint8_t *gw_tiny_gemma4(const gguf_ctx *vocab_src, const gw_tiny_opts *o,
     gw_tensor_add(&m, "per_layer_proj_norm.weight", GM_TYPE_F32, 1, PL, 1, 1, 1);
     gw_tensor_add(&m, "rope_freqs.weight", GM_TYPE_F32, 1, HD_G / 2, 1, 1, 1);
     char n[96];
-#define GW_T(suffix, type, nd, a, b)                                        \
-    do {                                                                    \
-        snprintf(n, sizeof n, "blk.%u.%s", il, suffix);                     \
-        gw_tensor_add(&m, n, type, nd, a, b, 1, 1);                         \
-    } while (0)
     for (uint32_t il = 0; il < L; il++) {
         const uint32_t hd = pat[il] ? HD_L : HD_G;
         const bool own_kv = il < L - SHARED;
@@ -581,8 +577,9 @@ static uint8_t *gw_tiny_gemma4(const gguf_ctx *vocab_src, const gw_tiny_opts *o,
         GW_T("proj.weight", WT, 2, PL, E);
         GW_T("post_norm.weight", GM_TYPE_F32, 1, E, 1);
     }
-#undef GW_T
     return gw_take(&m, len);
 }
+
+#undef GW_T
 
 #endif

@@ -870,7 +870,7 @@ AI void f16f32_tile(const int R, const int C, int64_t n, const uint16_t *w, size
         const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++)
-            wv[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w + (size_t)r * ldw + i));
+            wv[r] = ld_f16_mask((const uint8_t *)(w + (size_t)r * ldw), i, m);
 #pragma GCC unroll 6
         for (int c = 0; c < C; c++) {
             const __m512 av = _mm512_maskz_loadu_ps(m, a + (size_t)c * lda + i);

@@ -335,11 +335,22 @@ AI float k45_dot(int64_t nb, const uint8_t *w, const uint8_t *a, const bool q5)
 static void dot_q4_k(int64_t n, float *s, const void *w, const void *a) { *s = k45_dot(n / QK_K, w, a, false); }
 static void dot_q5_k(int64_t n, float *s, const void *w, const void *a) { *s = k45_dot(n / QK_K, w, a, true); }
 
+/* Q6_K: 16 bytes j of one 128-element half (ql at L, qh at H) as the unsigned 6-bit values
+ * of elements l + 32p, p = 0..3 (sub-block 8h + 2p + j). */
+AI void q6_unpack(const uint8_t *L, const uint8_t *H, int j, uint8x16_t q[4])
+{
+    const uint8x16_t m4 = vdupq_n_u8(0x0F), m30 = vdupq_n_u8(0x30);
+    const uint8x16_t l0 = vld1q_u8(L + 16 * j), l2 = vld1q_u8(L + 32 + 16 * j), hb = vld1q_u8(H + 16 * j);
+    q[0] = vorrq_u8(vandq_u8(l0, m4), vandq_u8(vshlq_n_u8(hb, 4), m30));
+    q[1] = vorrq_u8(vandq_u8(l2, m4), vandq_u8(vshlq_n_u8(hb, 2), m30));
+    q[2] = vorrq_u8(vshrq_n_u8(l0, 4), vandq_u8(hb, m30));
+    q[3] = vorrq_u8(vshrq_n_u8(l2, 4), vandq_u8(vshrq_n_u8(hb, 2), m30));
+}
+
 /* Q6_K: 16 sub-blocks of 16, q = (4 low bits of ql | 2 bits of qh << 4) - 32, int8 scales. */
 static void dot_q6_k(int64_t n, float *s, const void *vw, const void *va)
 {
     const uint8_t *w = vw, *a = va;
-    const uint8x16_t m4 = vdupq_n_u8(0x0F), m30 = vdupq_n_u8(0x30);
     const int8x16_t off = vdupq_n_s8(32);
     float sumf = 0.f;
     for (int64_t i = 0; i < n / QK_K; i++, w += 210, a += sizeof(block_q8_K)) {
@@ -348,14 +359,8 @@ static void dot_q6_k(int64_t n, float *s, const void *vw, const void *va)
         for (int h = 0; h < 2; h++) {
             const uint8_t *L = w + 64 * h, *H = w + 128 + 32 * h;
             for (int j = 0; j < 2; j++) {
-                const uint8x16_t l0 = vld1q_u8(L + 16 * j), l2 = vld1q_u8(L + 32 + 16 * j), hb = vld1q_u8(H + 16 * j);
-                /* element l+32p of this half is sub-block 8h + 2p + j */
-                const uint8x16_t q[4] = {
-                    vorrq_u8(vandq_u8(l0, m4), vandq_u8(vshlq_n_u8(hb, 4), m30)),
-                    vorrq_u8(vandq_u8(l2, m4), vandq_u8(vshlq_n_u8(hb, 2), m30)),
-                    vorrq_u8(vshrq_n_u8(l0, 4), vandq_u8(hb, m30)),
-                    vorrq_u8(vshrq_n_u8(l2, 4), vandq_u8(vshrq_n_u8(hb, 2), m30)),
-                };
+                uint8x16_t q[4]; /* element l+32p of this half is sub-block 8h + 2p + j */
+                q6_unpack(L, H, j, q);
                 for (int p = 0; p < 4; p++) {
                     const int k = 8 * h + 2 * p + j;
                     const int32x4_t d = dot16(vdupq_n_s32(0), vsubq_s8(s8(q[p]), off), vld1q_s8(qa + 16 * k));
@@ -476,7 +481,6 @@ AI void kq_decode_q45(const uint8_t *w, kq_dec *k, const bool q5)
 
 AI void kq_decode_q6(const uint8_t *w, kq_dec *k)
 {
-    const uint8x16_t m4 = vdupq_n_u8(0x0F), m30 = vdupq_n_u8(0x30);
     for (int j = 0; j < 16; j++)
         k->sc[j] = ((const int8_t *)w)[192 + j];
     k->d = h2f(rd16(w + 208));
@@ -484,13 +488,8 @@ AI void kq_decode_q6(const uint8_t *w, kq_dec *k)
     for (int h = 0; h < 2; h++) {
         const uint8_t *L = w + 64 * h, *H = w + 128 + 32 * h;
         for (int j = 0; j < 2; j++) {
-            const uint8x16_t l0 = vld1q_u8(L + 16 * j), l2 = vld1q_u8(L + 32 + 16 * j), hb = vld1q_u8(H + 16 * j);
-            const uint8x16_t q[4] = {
-                vorrq_u8(vandq_u8(l0, m4), vandq_u8(vshlq_n_u8(hb, 4), m30)),
-                vorrq_u8(vandq_u8(l2, m4), vandq_u8(vshlq_n_u8(hb, 2), m30)),
-                vorrq_u8(vshrq_n_u8(l0, 4), vandq_u8(hb, m30)),
-                vorrq_u8(vshrq_n_u8(l2, 4), vandq_u8(vshrq_n_u8(hb, 2), m30)),
-            };
+            uint8x16_t q[4];
+            q6_unpack(L, H, j, q);
             for (int p = 0; p < 4; p++)
                 vst1q_s8(k->q + 128 * h + 32 * p + 16 * j, vsubq_s8(s8(q[p]), vdupq_n_s8(32)));
         }
