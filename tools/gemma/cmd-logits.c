@@ -12,6 +12,7 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: gemma logits [-m MODEL] --tokens ID,ID,... [--gen N] --out FILE [-t THREADS]\n"
+               "                    [-b BATCH] [--isa NAME]\n"
                "\nEvaluates the tokens (logits for every position), then decodes N greedy tokens one\n"
                "at a time, and writes both as a GREF file (see shared/testdata/README.md).\n");
 }
@@ -69,8 +70,8 @@ static int argmax(const float *x, int32_t n)
 static int write_i32(FILE *f, int32_t v) { return fwrite(&v, 4, 1, f) == 1 ? 0 : -1; }
 
 typedef struct logits_opts {
-    const char *model, *tokens, *out;
-    long gen, threads;
+    const char *model, *tokens, *out, *isa;
+    long gen, threads, batch;
 } logits_opts;
 
 static int parse_args(int argc, char **argv, logits_opts *o)
@@ -97,6 +98,10 @@ static int parse_args(int argc, char **argv, logits_opts *o)
             ;
         else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && !parse_int(v, 0, 1024, &o->threads))
             ;
+        else if ((!strcmp(a, "-b") || !strcmp(a, "--batch-size")) && !parse_int(v, 0, 1 << 16, &o->batch))
+            ;
+        else if (!strcmp(a, "--isa"))
+            o->isa = v;
         else {
             fprintf(stderr, "gemma logits: bad option '%s %s'\n", a, v);
             return -1;
@@ -128,6 +133,8 @@ static int run(const logits_opts *o, const gemma_token *toks, size_t n)
     const int32_t V = gemma_vocab_size(model);
     gemma_session_params sp = gemma_session_default_params();
     sp.n_threads = (int32_t)o->threads;
+    sp.n_batch = (int32_t)o->batch;
+    sp.isa = o->isa;
     gemma_model_info info;
     gemma_model_get_info(model, &info);
     long need = (long)n + o->gen;
@@ -178,7 +185,7 @@ done:
 
 int cmd_logits(int argc, char **argv)
 {
-    logits_opts o = {NULL, NULL, NULL, 16, 0};
+    logits_opts o = {NULL, NULL, NULL, NULL, 16, 0, 0};
     if (parse_args(argc, argv, &o))
         return 2;
     gemma_token *toks;
