@@ -24,13 +24,15 @@ seconds="${2:-60}"
 jobs="${FUZZ_JOBS:-1}"
 build="$(cd "$build" && pwd)"
 bin="$build/bin"
+# The full reference set beside the repository, else the subset it carries.
 testdata="${GEMMA_TESTDATA:-$root/../shared/testdata}"
+[ -f "$testdata/g3-q4_k_m.gguf" ] || testdata="$root/tests/data/ref"
 
 if [ -z "${FUZZ_MODEL:-}" ]; then
     if [ -f "$HOME/.cache/gemma/models/gemma-3-270m-q4_k_m.gguf" ]; then
         FUZZ_MODEL="$HOME/.cache/gemma/models/gemma-3-270m-q4_k_m.gguf"
     else
-        FUZZ_MODEL="$testdata/g3-f32.gguf"
+        FUZZ_MODEL="$testdata/g3-q4_k_m.gguf"
     fi
 fi
 export FUZZ_MODEL GEMMA_TESTDATA="$testdata"

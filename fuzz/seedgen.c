@@ -171,13 +171,19 @@ typedef struct tiny_seed {
 
 typedef uint8_t *(*tiny_fn)(const gguf_ctx *vocab_src, const gw_tiny_opts *o, size_t *len);
 
-/* Complete tiny models built by fn with the vocabulary of testdata/vocab_file. */
-static void tiny_models(const char *testdata, const char *vocab_file, tiny_fn fn, const tiny_seed *v, size_t n)
+/* Complete tiny models built by fn with the vocabulary of testdata/vocab_file, or of
+ * testdata/alt_file (the repository's own reference subset has only quantized models). */
+static void tiny_models(const char *testdata, const char *vocab_file, const char *alt_file, tiny_fn fn,
+                        const tiny_seed *v, size_t n)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", testdata, vocab_file);
     uint8_t *buf;
     gguf_ctx *c = parse_file(path, &buf);
+    if (!c) {
+        snprintf(path, sizeof path, "%s/%s", testdata, alt_file);
+        c = parse_file(path, &buf);
+    }
     if (!c) {
         fprintf(stderr, "gemma-fuzz-seeds: no %s: no tiny models from it\n", path);
         return;
@@ -209,8 +215,8 @@ static void models(const char *testdata)
         {"tiny-g4-q8_0.gguf", {GM_TYPE_Q8_0, 4, 32, 64, 64}},
         {"tiny-g4-f16-6l.gguf", {GM_TYPE_F16, 6, 32, 32, 32}},
     };
-    tiny_models(testdata, "g3-f32.gguf", gw_tiny_gemma3, g3, sizeof g3 / sizeof *g3);
-    tiny_models(testdata, "g4-f16.gguf", gw_tiny_gemma4, g4, sizeof g4 / sizeof *g4);
+    tiny_models(testdata, "g3-f32.gguf", "g3-q4_k_m.gguf", gw_tiny_gemma3, g3, sizeof g3 / sizeof *g3);
+    tiny_models(testdata, "g4-f16.gguf", "g4-q4_k_m.gguf", gw_tiny_gemma4, g4, sizeof g4 / sizeof *g4);
 }
 
 /* ---- tokenizer, chat, sampler ------------------------------------------------------- */

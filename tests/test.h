@@ -5,10 +5,12 @@
 #define GM_TEST_H
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int gm_test_failures;
 static int gm_test_checks;
@@ -67,6 +69,19 @@ static inline const char *gm_test_testdata(void)
 {
     const char *p = getenv("GEMMA_TESTDATA");
     return p ? p : "../shared/testdata";
+}
+
+/* Writes to buf the path of the first of names ("g3-f32", ...) present as NAME.gguf in the
+ * reference directory; false when none is. The full set lives in ../shared/testdata; a clone
+ * of the repository alone has the subset in tests/data/ref (see tests/CMakeLists.txt). */
+static inline bool gm_test_ref_file(char *buf, size_t size, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        snprintf(buf, size, "%s/%s.gguf", gm_test_testdata(), names[i]);
+        if (access(buf, R_OK) == 0)
+            return true;
+    }
+    return false;
 }
 
 static inline const char *gm_test_model(void)

@@ -113,10 +113,10 @@ static void test_replay_all(void)
 static void test_tiny_model_path(void)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/g3-f32.gguf", gm_test_testdata());
+    static const char *const names[] = {"g3-f32", "g3-q4_k_m"}; /* for the vocabulary */
     gguf_file *f = NULL;
     gemma_error err;
-    if (gguf_file_open(path, true, &f, &err) != GEMMA_OK) {
+    if (!gm_test_ref_file(path, sizeof path, names, 2) || gguf_file_open(path, true, &f, &err) != GEMMA_OK) {
         fprintf(stderr, "no %s: skipping the tiny-model replay\n", path);
         return;
     }

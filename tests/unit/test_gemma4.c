@@ -151,9 +151,9 @@ static void test_eval(void)
 int main(void)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/g4-f16.gguf", gm_test_testdata());
+    static const char *const names[] = {"g4-f16", "g4-q4_k_m"};
     gemma_error err;
-    if (gguf_file_open(path, true, &g_file, &err) != GEMMA_OK)
+    if (!gm_test_ref_file(path, sizeof path, names, 2) || gguf_file_open(path, true, &g_file, &err) != GEMMA_OK)
         TEST_SKIP("reference vectors not found (GEMMA_TESTDATA): no Gemma 4 model to test with");
     RUN(test_tensors);
     RUN(test_hparams);
