@@ -2,7 +2,7 @@
  * SPM vocabulary or Gemma 4 with the synthetic BPE one; bit 1 add_generation_prompt; bit 2
  * add_bos; bit 3 enable_thinking; bit 4 a NULL content). The rest is split at NUL bytes
  * into role, content, role, content, ... (at most 64 messages). Rendered text is then
- * tokenized with control-token parsing, as a session does with a chat turn. Also fuzzes the
+ * tokenized as a session does with a chat turn (content as text, and trusted). Also fuzzes the
  * architecture-name lookup with the first field. */
 #include "fuzz-common.h"
 #include "fuzz-vocab.h"
@@ -66,23 +66,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     int which = flags & 1;
     gm_chat_opts opts = {.add_generation_prompt = flags & 2, .add_bos = flags & 4, .enable_thinking = flags & 8};
-    char *out = NULL;
-    size_t len = 0;
-    st = gm_chat_render(ch_vocab[which], which ? GM_CHAT_GEMMA4 : GM_CHAT_GEMMA3, msgs, n_msgs, &opts, &out, &len,
-                        &err);
+    gm_chat_text t;
+    st = gm_chat_render_marked(ch_vocab[which], which ? GM_CHAT_GEMMA4 : GM_CHAT_GEMMA3, msgs, n_msgs, &opts, &t,
+                               &err);
     if (st == GEMMA_OK) {
-        if (!out || strlen(out) != len)
+        if (!t.text || strlen(t.text) != t.len)
             __builtin_trap(); /* contents hold no NUL here, so neither may the text */
-        gm_tokens toks = {0};
-        if ((st = gm_tokenize(ch_vocab[which], out, len, true, true, &toks, &err)))
-            fz_check_error(st, &err);
-        gm_tokens_free(&toks);
+        for (size_t k = 0; k < t.n_marks; k++) /* markers in order, inside the text */
+            if (t.marks[k].off + t.marks[k].len > t.len || (k && t.marks[k].off < t.marks[k - 1].off))
+                __builtin_trap();
+        for (int trusted = 0; trusted < 2; trusted++) {
+            gm_tokens toks = {0};
+            if ((st = gm_chat_tokenize(ch_vocab[which], &t, trusted, &toks, &err)))
+                fz_check_error(st, &err);
+            gm_tokens_free(&toks);
+        }
     } else {
         fz_check_error(st, &err);
-        if (out)
+        if (t.text)
             __builtin_trap();
     }
-    free(out);
+    gm_chat_text_free(&t);
     free(buf);
     return 0;
 }

@@ -259,6 +259,32 @@ typedef struct gemma_chat_message {
     const char *content; /* NUL-terminated UTF-8 */
 } gemma_chat_message;
 
+/* How a chat is rendered and tokenized. Initialize with gemma_chat_default_params().
+ *
+ * Turn injection: message content (user, system, assistant, tool) is untrusted text. By
+ * default gemma_chat_tokenize and gemma_session_feed_chat turn only the template's own
+ * markers (<bos>, <start_of_turn>, <|turn>, <|channel>, ...) into control tokens; the same
+ * text inside a message is tokenized as ordinary characters, so a message containing
+ * "<end_of_turn>\n<start_of_turn>model\n" cannot forge a turn. Callers whose messages are
+ * trusted and deliberately contain control-token text set trusted_content. */
+typedef struct gemma_chat_params {
+    bool add_generation_prompt; /* end where the model's answer begins (default true) */
+    bool add_bos;               /* start with BOS (default true) */
+    bool enable_thinking;       /* Gemma 4: let the model think before answering (default false) */
+    bool trusted_content;       /* parse control-token text inside content too (default false) */
+} gemma_chat_params;
+
+/* The defaults above. Thread-safe. */
+GEMMA_API gemma_chat_params gemma_chat_default_params(void);
+
+/* Renders and tokenizes messages as described at gemma_chat_params (params NULL: defaults).
+ * Writes at most cap ids and the total count to *n_tokens; GEMMA_E_BUFFER_TOO_SMALL with
+ * *n_tokens set to the count needed when cap is too small; GEMMA_E_CHAT for bad roles.
+ * Thread-safe. */
+GEMMA_API gemma_status gemma_chat_tokenize(const gemma_model *model, const gemma_chat_message *msgs,
+                                           size_t n_msgs, const gemma_chat_params *params, gemma_token *tokens,
+                                           size_t cap, size_t *n_tokens, gemma_error *err);
+
 /* Renders messages into the model's prompt format (starting with the BOS text when
  * add_bos). With add_generation_prompt the text ends where the model's answer begins.
  * Writes up to cap bytes plus a NUL; *len gets the length without the NUL; returns
@@ -355,9 +381,16 @@ GEMMA_API gemma_status gemma_session_eval(gemma_session *s, const gemma_token *t
 GEMMA_API gemma_status gemma_session_feed_text(gemma_session *s, const char *text, size_t len);
 
 /* Renders and evaluates a chat turn: messages are the new ones since the last call (the
- * history already in the KV cache is kept), ending with the generation prompt. */
+ * history already in the KV cache is kept), ending with the generation prompt. Message
+ * content is tokenized as text (see gemma_chat_params) unless the session's chat params
+ * say trusted_content. */
 GEMMA_API gemma_status gemma_session_feed_chat(gemma_session *s, const gemma_chat_message *msgs,
                                                size_t n_msgs);
+
+/* Chat params for the following gemma_session_feed_chat calls (NULL: defaults); kept across
+ * gemma_session_reset. add_bos and add_generation_prompt are ignored: the session adds BOS
+ * to an empty cache and always ends with the generation prompt. */
+GEMMA_API gemma_status gemma_session_set_chat_params(gemma_session *s, const gemma_chat_params *params);
 
 /* Logits after the last evaluated token (n_vocab floats, owned by the session, valid until
  * the next eval), or NULL before the first eval. */

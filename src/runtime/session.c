@@ -86,6 +86,7 @@ gemma_status gemma_session_create(gemma_model *model, const gemma_session_params
     if (!s)
         return gm_fail(err, GEMMA_E_NOMEM, "out of memory allocating the session");
     s->model = model;
+    s->chat = gemma_chat_default_params();
     atomic_init(&s->cancel, 0);
     gm_isa isa = GM_ISA_SCALAR;
     gemma_status st = resolve_params(model, &p, s, &isa, err);
@@ -320,30 +321,35 @@ gemma_status gemma_session_feed_text(gemma_session *s, const char *text, size_t 
     return st;
 }
 
-/* Text of the new turns: the close of an open model turn, then the rendered messages. */
-static gemma_status render_turns(gemma_session *s, const gemma_chat_message *msgs, size_t n_msgs,
-                                 char **out, size_t *out_len)
+/* Tokens of the new turns: the close of an open model turn (the session's own marker),
+ * then the messages, whose content is text unless the chat params trust it. */
+static gemma_status chat_tokens(gemma_session *s, const gemma_chat_message *msgs, size_t n_msgs, gemma_token **out,
+                                size_t *n)
 {
     const char *close = s->in_model_turn ? s->model->ops->turn_end : "";
-    const size_t nc = strlen(close);
-    const bool bos = s->n_past == 0;
+    gemma_chat_params p = s->chat;
+    p.add_bos = s->n_past == 0;
+    p.add_generation_prompt = true;
     gemma_error e = {0};
-    size_t len = 0;
-    char probe[1];
-    gemma_status st = gemma_chat_render(s->model, msgs, n_msgs, true, bos, probe, sizeof probe, &len, &e);
-    if (st != GEMMA_E_BUFFER_TOO_SMALL && st != GEMMA_OK)
-        return gm_session_fail(s, st, "%s", e.message);
-    char *buf = malloc(nc + len + 1);
-    if (!buf)
-        return gm_session_fail(s, GEMMA_E_NOMEM, "out of memory rendering the chat");
-    memcpy(buf, close, nc);
-    st = gemma_chat_render(s->model, msgs, n_msgs, true, bos, buf + nc, len + 1, &len, &e);
+    size_t nc = 0, nm = 0;
+    gemma_token *head = NULL;
+    gemma_status st = tokenize(s, close, strlen(close), false, &head, &nc);
+    if (st)
+        return st;
+    st = gemma_chat_tokenize(s->model, msgs, n_msgs, &p, NULL, 0, &nm, &e);
+    gemma_token *ids = st == GEMMA_E_BUFFER_TOO_SMALL ? realloc(head, (nc + nm) * sizeof *ids) : NULL;
+    if (st == GEMMA_E_BUFFER_TOO_SMALL && ids)
+        st = gemma_chat_tokenize(s->model, msgs, n_msgs, &p, ids + nc, nm, &nm, &e);
+    else if (st == GEMMA_E_BUFFER_TOO_SMALL)
+        st = GEMMA_E_NOMEM, snprintf(e.message, sizeof e.message, "out of memory tokenizing the chat");
+    else if (!st) /* no messages produce no tokens: feed_chat refuses them earlier */
+        st = GEMMA_E_INTERNAL, snprintf(e.message, sizeof e.message, "the chat rendered to no tokens");
     if (st) {
-        free(buf);
+        free(ids ? ids : head);
         return gm_session_fail(s, st, "%s", e.message);
     }
-    *out = buf;
-    *out_len = nc + len;
+    *out = ids;
+    *n = nc + nm;
     return GEMMA_OK;
 }
 
@@ -355,14 +361,9 @@ gemma_status gemma_session_feed_chat(gemma_session *s, const gemma_chat_message 
     clear_error(s);
     if (!msgs || n_msgs == 0)
         return gm_session_fail(s, GEMMA_E_INVALID_ARG, "no chat messages");
-    char *text;
-    size_t len, n;
-    gemma_status st = render_turns(s, msgs, n_msgs, &text, &len);
-    if (st)
-        return st;
     gemma_token *ids;
-    st = tokenize(s, text, len, false, &ids, &n); /* the rendered text carries its BOS */
-    free(text);
+    size_t n;
+    gemma_status st = chat_tokens(s, msgs, n_msgs, &ids, &n);
     if (st)
         return st;
     st = gm_session_eval(s, ids, n, NULL, false);
@@ -370,6 +371,14 @@ gemma_status gemma_session_feed_chat(gemma_session *s, const gemma_chat_message 
     if (!st)
         s->in_model_turn = true;
     return st;
+}
+
+gemma_status gemma_session_set_chat_params(gemma_session *s, const gemma_chat_params *params)
+{
+    if (!s)
+        return GEMMA_E_INVALID_ARG;
+    s->chat = params ? *params : gemma_chat_default_params();
+    return GEMMA_OK;
 }
 
 gemma_status gemma_session_get_stats(const gemma_session *s, gemma_session_stats *st)

@@ -106,29 +106,72 @@ GEMMA_API gemma_status gemma_detok_flush(gemma_detok *d, const char **text, size
     return gm_detok_flush(d->d, text, len);
 }
 
-GEMMA_API gemma_status gemma_chat_render(const gemma_model *model, const gemma_chat_message *msgs, size_t n_msgs,
-                                         bool add_generation_prompt, bool add_bos, char *buf, size_t cap,
-                                         size_t *len, gemma_error *err)
+GEMMA_API gemma_chat_params gemma_chat_default_params(void)
 {
-    const gm_vocab *v = vocab_of(model);
-    if (len)
-        *len = 0;
-    if (!v || !len || (!buf && cap))
-        return gm_fail(err, GEMMA_E_INVALID_ARG, "gemma_chat_render: NULL model, len or buffer");
+    gemma_chat_params p = {0};
+    p.add_generation_prompt = true;
+    p.add_bos = true;
+    return p;
+}
+
+static gemma_status render_marked(const gemma_model *model, const gemma_chat_message *msgs, size_t n_msgs,
+                                  const gemma_chat_params *p, gm_chat_text *t, gemma_error *err)
+{
     gm_chat_family fam;
     gemma_status st = gm_chat_family_for_arch(gm_model_arch(model), &fam, err);
     if (st)
         return st;
-    gm_chat_opts o = {add_generation_prompt, add_bos, false};
-    char *s;
-    size_t n;
-    if ((st = gm_chat_render(v, fam, msgs, n_msgs, &o, &s, &n, err)))
+    gm_chat_opts o = {p->add_generation_prompt, p->add_bos, p->enable_thinking};
+    return gm_chat_render_marked(gm_model_vocab(model), fam, msgs, n_msgs, &o, t, err);
+}
+
+GEMMA_API gemma_status gemma_chat_render(const gemma_model *model, const gemma_chat_message *msgs, size_t n_msgs,
+                                         bool add_generation_prompt, bool add_bos, char *buf, size_t cap,
+                                         size_t *len, gemma_error *err)
+{
+    if (len)
+        *len = 0;
+    if (!vocab_of(model) || !len || (!buf && cap))
+        return gm_fail(err, GEMMA_E_INVALID_ARG, "gemma_chat_render: NULL model, len or buffer");
+    gemma_chat_params p = gemma_chat_default_params();
+    p.add_generation_prompt = add_generation_prompt;
+    p.add_bos = add_bos;
+    gm_chat_text t;
+    gemma_status st = render_marked(model, msgs, n_msgs, &p, &t, err);
+    if (st)
         return st;
-    *len = n;
-    if (cap <= n)
-        st = gm_fail(err, GEMMA_E_BUFFER_TOO_SMALL, "chat: %zu bytes needed, buffer holds %zu", n + 1, cap);
+    *len = t.len;
+    if (cap <= t.len)
+        st = gm_fail(err, GEMMA_E_BUFFER_TOO_SMALL, "chat: %zu bytes needed, buffer holds %zu", t.len + 1, cap);
     else
-        memcpy(buf, s, n + 1);
-    free(s);
+        memcpy(buf, t.text, t.len + 1);
+    gm_chat_text_free(&t);
+    return st;
+}
+
+GEMMA_API gemma_status gemma_chat_tokenize(const gemma_model *model, const gemma_chat_message *msgs,
+                                           size_t n_msgs, const gemma_chat_params *params, gemma_token *tokens,
+                                           size_t cap, size_t *n_tokens, gemma_error *err)
+{
+    if (n_tokens)
+        *n_tokens = 0;
+    if (!vocab_of(model) || !n_tokens || (!tokens && cap))
+        return gm_fail(err, GEMMA_E_INVALID_ARG, "gemma_chat_tokenize: NULL model, n_tokens or buffer");
+    gemma_chat_params p = params ? *params : gemma_chat_default_params();
+    gm_chat_text t;
+    gemma_status st = render_marked(model, msgs, n_msgs, &p, &t, err);
+    if (st)
+        return st;
+    gm_tokens ids = {0};
+    st = gm_chat_tokenize(vocab_of(model), &t, p.trusted_content, &ids, err);
+    gm_chat_text_free(&t);
+    if (!st) {
+        *n_tokens = ids.n;
+        if (ids.n > cap)
+            st = gm_fail(err, GEMMA_E_BUFFER_TOO_SMALL, "chat: %zu tokens, buffer holds %zu", ids.n, cap);
+        else if (ids.n)
+            memcpy(tokens, ids.ids, ids.n * sizeof *tokens);
+    }
+    gm_tokens_free(&ids);
     return st;
 }

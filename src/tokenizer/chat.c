@@ -7,9 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The rendered text and where the template's own markers lie in it: only those become
+ * control tokens when the chat is tokenized (message content is text). */
 typedef struct sbuf {
     char *p;
     size_t n, cap;
+    gm_chat_mark *mk;
+    size_t n_mk, cap_mk;
     bool oom;
 } sbuf;
 
@@ -25,6 +29,17 @@ static void put(sbuf *b, const char *s, size_t n)
 }
 
 static void puts_(sbuf *b, const char *s) { put(b, s, strlen(s)); }
+
+/* A template marker: "<start_of_turn>", "<|turn>", ... */
+static void mark(sbuf *b, const char *s)
+{
+    if (b->oom || !gm_scratch_reserve((void **)&b->mk, &b->cap_mk, b->n_mk + 1, sizeof *b->mk)) {
+        b->oom = true;
+        return;
+    }
+    b->mk[b->n_mk++] = (gm_chat_mark){b->n, strlen(s)};
+    puts_(b, s);
+}
 
 static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 
@@ -60,8 +75,14 @@ static void put_bos(sbuf *b, const gm_vocab *v, bool add_bos)
 {
     size_t n;
     const char *t = add_bos && v->bos >= 0 ? gm_vocab_text(v, v->bos, &n) : NULL;
-    if (t)
+    if (t) {
+        size_t at = b->n;
         put(b, t, n);
+        if (!b->oom && gm_scratch_reserve((void **)&b->mk, &b->cap_mk, b->n_mk + 1, sizeof *b->mk))
+            b->mk[b->n_mk++] = (gm_chat_mark){at, n};
+        else
+            b->oom = true;
+    }
 }
 
 /* The Hugging Face Gemma 3 template (llama.cpp renders it from the GGUF). */
@@ -82,7 +103,7 @@ static gemma_status render_gemma3(const gm_vocab *v, const gemma_chat_message *m
             return gm_fail(err, GEMMA_E_CHAT, "message %zu has role \"%s\", expected \"%s\": Gemma conversations "
                            "alternate user/assistant after an optional leading system message",
                            i, m->role ? m->role : "(null)", want_user ? "user" : "assistant");
-        puts_(b, "<start_of_turn>");
+        mark(b, "<start_of_turn>");
         puts_(b, want_user ? "user" : "model");
         puts_(b, "\n");
         if (i == first && sys) {
@@ -90,10 +111,13 @@ static gemma_status render_gemma3(const gm_vocab *v, const gemma_chat_message *m
             puts_(b, "\n\n");
         }
         put_trimmed(b, m->content, strlen(m->content));
-        puts_(b, "<end_of_turn>\n");
+        mark(b, "<end_of_turn>");
+        puts_(b, "\n");
     }
-    if (o->add_generation_prompt)
-        puts_(b, "<start_of_turn>model\n");
+    if (o->add_generation_prompt) {
+        mark(b, "<start_of_turn>");
+        puts_(b, "model\n");
+    }
     return GEMMA_OK;
 }
 
@@ -129,14 +153,18 @@ static gemma_status render_gemma4(const gm_vocab *v, const gemma_chat_message *m
     size_t first = 0;
     bool has_sys = n && (role_is(&msgs[0], "system") || role_is(&msgs[0], "developer"));
     if (o->enable_thinking || has_sys) {
-        puts_(b, "<|turn>system\n");
-        if (o->enable_thinking)
-            puts_(b, "<|think|>\n");
+        mark(b, "<|turn>");
+        puts_(b, "system\n");
+        if (o->enable_thinking) {
+            mark(b, "<|think|>");
+            puts_(b, "\n");
+        }
         if (has_sys) {
             put_trimmed(b, msgs[0].content, strlen(msgs[0].content));
             first = 1;
         }
-        puts_(b, "<turn|>\n");
+        mark(b, "<turn|>");
+        puts_(b, "\n");
     }
     for (size_t i = first; i < n; i++) {
         const gemma_chat_message *m = &msgs[i];
@@ -147,7 +175,7 @@ static gemma_status render_gemma4(const gm_vocab *v, const gemma_chat_message *m
         /* consecutive assistant messages continue the same model turn */
         bool cont = model && i > first && role_is(&msgs[i - 1], "assistant");
         if (!cont) {
-            puts_(b, "<|turn>");
+            mark(b, "<|turn>");
             puts_(b, model ? "model" : m->role);
             puts_(b, "\n");
         }
@@ -155,21 +183,25 @@ static gemma_status render_gemma4(const gm_vocab *v, const gemma_chat_message *m
             put_stripped(b, m->content);
         else
             put_trimmed(b, m->content, strlen(m->content));
-        puts_(b, "<turn|>\n");
+        mark(b, "<turn|>");
+        puts_(b, "\n");
     }
     if (o->add_generation_prompt) {
-        puts_(b, "<|turn>model\n");
-        if (!o->enable_thinking)
-            puts_(b, "<|channel>thought\n<channel|>");
+        mark(b, "<|turn>");
+        puts_(b, "model\n");
+        if (!o->enable_thinking) {
+            mark(b, "<|channel>");
+            puts_(b, "thought\n");
+            mark(b, "<channel|>");
+        }
     }
     return GEMMA_OK;
 }
 
-gemma_status gm_chat_render(const gm_vocab *v, gm_chat_family family, const gemma_chat_message *msgs, size_t n_msgs,
-                            const gm_chat_opts *opts, char **out, size_t *len, gemma_error *err)
+gemma_status gm_chat_render_marked(const gm_vocab *v, gm_chat_family family, const gemma_chat_message *msgs,
+                                   size_t n_msgs, const gm_chat_opts *opts, gm_chat_text *out, gemma_error *err)
 {
-    *out = NULL;
-    *len = 0;
+    memset(out, 0, sizeof *out);
     if (!v || !opts || (!msgs && n_msgs))
         return gm_fail(err, GEMMA_E_INVALID_ARG, "chat: NULL argument");
     for (size_t i = 0; i < n_msgs; i++)
@@ -183,9 +215,55 @@ gemma_status gm_chat_render(const gm_vocab *v, gm_chat_family family, const gemm
         st = gm_fail(err, GEMMA_E_NOMEM, "chat: out of memory");
     if (st) {
         free(b.p);
+        free(b.mk);
         return st;
     }
-    *out = b.p;
-    *len = b.n;
+    *out = (gm_chat_text){b.p, b.n, b.mk, b.n_mk};
     return GEMMA_OK;
+}
+
+void gm_chat_text_free(gm_chat_text *t)
+{
+    free(t->text);
+    free(t->marks);
+    memset(t, 0, sizeof *t);
+}
+
+gemma_status gm_chat_render(const gm_vocab *v, gm_chat_family family, const gemma_chat_message *msgs, size_t n_msgs,
+                            const gm_chat_opts *opts, char **out, size_t *len, gemma_error *err)
+{
+    gm_chat_text t;
+    gemma_status st = gm_chat_render_marked(v, family, msgs, n_msgs, opts, &t, err);
+    free(t.marks);
+    *out = t.text;
+    *len = t.len;
+    return st;
+}
+
+/* A marker is its token when the vocabulary has it as a special token, else plain text. */
+static gemma_status push_mark(const gm_vocab *v, const char *s, size_t n, gm_tokens *out, gemma_error *err)
+{
+    gemma_token id = gm_vocab_find(v, s, n);
+    if (id >= 0 && (gm_vocab_attr(v, id) & (GM_ATTR_CONTROL | GM_ATTR_USER_DEFINED)))
+        return gm_tokens_push(out, id) ? gm_fail(err, GEMMA_E_NOMEM, "chat: out of memory") : GEMMA_OK;
+    return gm_tokenize_split(v, s, n, false, GM_SPLIT_ALL, out, err);
+}
+
+gemma_status gm_chat_tokenize(const gm_vocab *v, const gm_chat_text *t, bool trusted, gm_tokens *out,
+                              gemma_error *err)
+{
+    if (trusted) /* the whole text, control-token text in content included, as before */
+        return gm_tokenize_split(v, t->text, t->len, false, GM_SPLIT_ALL, out, err);
+    size_t at = 0;
+    gemma_status st = GEMMA_OK;
+    for (size_t k = 0; k <= t->n_marks && !st; k++) {
+        size_t end = k < t->n_marks ? t->marks[k].off : t->len;
+        if (end > at)
+            st = gm_tokenize_split(v, t->text + at, end - at, false, GM_SPLIT_TEXT, out, err);
+        if (!st && k < t->n_marks) {
+            st = push_mark(v, t->text + end, t->marks[k].len, out, err);
+            at = end + t->marks[k].len;
+        }
+    }
+    return st;
 }

@@ -184,9 +184,24 @@ static int cmp_match(const void *a, const void *b)
     return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
-static bool active(const gm_vocab *v, int32_t id, bool parse_special)
+/* Gemma 4's structural tokens (<|tool_call>, <|"|>, <channel|>, ...) are user-defined so
+ * that they show in output; chat content must not produce them. */
+static bool marker_shaped(const gm_vocab *v, int32_t id)
 {
-    return id >= 0 && (parse_special || !(v->attr[id] & (GM_ATTR_CONTROL | GM_ATTR_UNKNOWN)));
+    const char *t = v->arena + v->tok[id].off;
+    size_t n = v->tok[id].len;
+    return n >= 3 && t[0] == '<' && t[n - 1] == '>' && (t[1] == '|' || t[n - 2] == '|');
+}
+
+static bool active(const gm_vocab *v, int32_t id, gm_split split)
+{
+    if (id < 0)
+        return false;
+    if (split == GM_SPLIT_ALL)
+        return true;
+    if (v->attr[id] & (GM_ATTR_CONTROL | GM_ATTR_UNKNOWN))
+        return false;
+    return split == GM_SPLIT_USER || !marker_shaped(v, id);
 }
 
 /* llama.cpp takes candidates longest first and, for each, every non-overlapping occurrence
@@ -194,7 +209,7 @@ static bool active(const gm_vocab *v, int32_t id, bool parse_special)
  * position records which candidate lengths match there (a bit per distinct length); then,
  * length by length from the longest, an occurrence is taken when it does not overlap one
  * already taken. Taken ones are never shorter, so checking both end bytes is enough. */
-static gemma_status st_partition(const gm_vocab *v, const uint8_t *s, size_t n, bool parse_special,
+static gemma_status st_partition(const gm_vocab *v, const uint8_t *s, size_t n, gm_split split,
                                  st_list *res, gemma_error *err)
 {
     const gm_trie *t = &v->trie;
@@ -211,7 +226,7 @@ static gemma_status st_partition(const gm_vocab *v, const uint8_t *s, size_t n, 
             continue;
         bool any = false;
         for (size_t k = 1;; k++) {
-            if (active(v, t->term[node], parse_special)) {
+            if (active(v, t->term[node], split)) {
                 if (!any) {
                     if (!gm_scratch_reserve((void **)&pos, &cap_pos, npos + 1, sizeof *pos) ||
                         !gm_scratch_reserve((void **)&mask, &cap_mask, (npos + 1) * W, sizeof *mask))
@@ -297,6 +312,12 @@ static gemma_status encode_raw(const gm_vocab *v, const char *p, size_t n, bool 
 gemma_status gm_tokenize(const gm_vocab *v, const char *text, size_t len, bool add_special, bool parse_special,
                          gm_tokens *out, gemma_error *err)
 {
+    return gm_tokenize_split(v, text, len, add_special, parse_special ? GM_SPLIT_ALL : GM_SPLIT_USER, out, err);
+}
+
+gemma_status gm_tokenize_split(const gm_vocab *v, const char *text, size_t len, bool add_special, gm_split split,
+                               gm_tokens *out, gemma_error *err)
+{
     if (!v || !out || (!text && len))
         return gm_fail(err, GEMMA_E_INVALID_ARG, "gm_tokenize: NULL argument");
     if (len > GM_TOK_MAX_INPUT)
@@ -304,7 +325,7 @@ gemma_status gm_tokenize(const gm_vocab *v, const char *text, size_t len, bool a
                        GM_TOK_MAX_INPUT);
     st_list sp = {0};
     gm_tok_scratch sc = {0};
-    gemma_status st = st_partition(v, (const uint8_t *)text, len, parse_special, &sp, err);
+    gemma_status st = st_partition(v, (const uint8_t *)text, len, split, &sp, err);
     if (st)
         goto done;
     if (add_special && v->add_bos && (st = gm_tokens_push(out, v->bos)))

@@ -65,6 +65,16 @@ void gm_tokens_free(gm_tokens *t);
 gemma_status gm_tokenize(const gm_vocab *v, const char *text, size_t len, bool add_special,
                          bool parse_special, gm_tokens *out, gemma_error *err);
 
+/* Which special-token texts gm_tokenize_split turns into their token. */
+typedef enum gm_split {
+    GM_SPLIT_USER = 0, /* user-defined tokens only (parse_special false) */
+    GM_SPLIT_ALL = 1,  /* control tokens too (parse_special true) */
+    GM_SPLIT_TEXT = 2  /* chat content: user-defined tokens except marker-shaped ones (<|...>, <...|>) */
+} gm_split;
+
+gemma_status gm_tokenize_split(const gm_vocab *v, const char *text, size_t len, bool add_special, gm_split split,
+                               gm_tokens *out, gemma_error *err);
+
 /* Byte-fallback token for byte b: "<0xHH>" (SPM also tries the 1-char token); -1 if none. */
 gemma_token gm_vocab_byte_token(const gm_vocab *v, uint8_t b);
 
@@ -106,6 +116,29 @@ typedef struct gm_chat_opts {
 gemma_status gm_chat_render(const gm_vocab *v, gm_chat_family family, const gemma_chat_message *msgs,
                             size_t n_msgs, const gm_chat_opts *opts, char **out, size_t *len,
                             gemma_error *err);
+
+/* A rendered chat and the spans of the template's own markers in it (BOS, turn and channel
+ * markers). Everything else, message content above all, is text. */
+typedef struct gm_chat_mark {
+    size_t off, len;
+} gm_chat_mark;
+
+typedef struct gm_chat_text {
+    char *text; /* NUL-terminated */
+    size_t len;
+    gm_chat_mark *marks;
+    size_t n_marks;
+} gm_chat_text;
+
+gemma_status gm_chat_render_marked(const gm_vocab *v, gm_chat_family family, const gemma_chat_message *msgs,
+                                   size_t n_msgs, const gm_chat_opts *opts, gm_chat_text *out, gemma_error *err);
+void gm_chat_text_free(gm_chat_text *t);
+
+/* Appends the tokens of a rendered chat: markers become their special tokens, the text
+ * between them is tokenized without turning control or marker-shaped text into tokens
+ * (so content cannot forge turns). trusted: the whole text with every special token parsed. */
+gemma_status gm_chat_tokenize(const gm_vocab *v, const gm_chat_text *t, bool trusted, gm_tokens *out,
+                              gemma_error *err);
 
 /* UTF-8 helpers shared by the tokenizer files. */
 /* Sequence length from the lead byte's high nibble, as llama.cpp's unicode_len_utf8. */

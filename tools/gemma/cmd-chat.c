@@ -120,8 +120,8 @@ static char *read_message(bool tty)
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             line[--n] = '\0';
         bool more = n > 0 && line[n - 1] == '\\';
-        if (more)
-            line[--n] = '\n';
+        if (more) /* the backslash becomes the newline it escapes */
+            line[n - 1] = '\n';
         char *grown = realloc(msg, msg_len + (size_t)n + 1);
         if (!grown) {
             free(line);

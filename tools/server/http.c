@@ -108,46 +108,51 @@ static bool buf_add(text_buf *b, const char *s, size_t n)
     return true;
 }
 
-/* The prompt as the session would see it: the chat rendered with its BOS, or the text with
- * BOS; control-token text is parsed in both, as gemma_session_feed_* do. */
+/* Tokens of a chat: the template's markers are control tokens, message content is text
+ * (a message cannot forge a turn). Two passes when the first guess is too small. */
+static gemma_status chat_prompt(gemma_model *m, const serve_request *r, gemma_token **out, size_t *n, char *err,
+                                size_t cap)
+{
+    gemma_chat_params p = gemma_chat_default_params();
+    gemma_error e = {0};
+    gemma_status st = GEMMA_E_BUFFER_TOO_SMALL;
+    for (size_t want = 256, pass = 0; pass < 2 && st == GEMMA_E_BUFFER_TOO_SMALL; pass++) {
+        free(*out);
+        if (!(*out = malloc(want * sizeof **out)))
+            return snprintf(err, cap, "out of memory"), GEMMA_E_NOMEM;
+        st = gemma_chat_tokenize(m, r->msgs, r->n_msgs, &p, *out, want, n, &e);
+        want = *n;
+    }
+    if (st)
+        snprintf(err, cap, "%s", e.message[0] ? e.message : gemma_strerror(st));
+    return st;
+}
+
+/* The prompt as the session would see it: the chat's tokens (with BOS), or the text with BOS
+ * and control-token text parsed, as gemma_session_feed_text does. */
 static gemma_status prompt_tokens(gemma_model *m, const serve_request *r, gemma_token **out, size_t *n, char *err,
                                   size_t cap)
 {
-    char *text = r->prompt;
+    gemma_status st = GEMMA_E_BUFFER_TOO_SMALL;
     size_t len = r->kind == SERVE_COMPLETION ? strlen(r->prompt) : 0;
-    gemma_status st = GEMMA_OK;
     *out = NULL;
-    if (r->kind == SERVE_CHAT) {
-        gemma_error e = {0};
-        char probe[1];
-        st = gemma_chat_render(m, r->msgs, r->n_msgs, true, true, probe, sizeof probe, &len, &e);
-        if (st == GEMMA_E_BUFFER_TOO_SMALL && (text = malloc(len + 1)))
-            st = gemma_chat_render(m, r->msgs, r->n_msgs, true, true, text, len + 1, &len, &e);
-        else if (st == GEMMA_E_BUFFER_TOO_SMALL)
-            st = GEMMA_E_NOMEM;
-        if (st) {
-            snprintf(err, cap, "%s", e.message[0] ? e.message : gemma_strerror(st));
-            goto done;
-        }
-    }
-    for (size_t want = len + 16, pass = 0; pass < 2; pass++) {
+    if (r->kind == SERVE_CHAT)
+        st = chat_prompt(m, r, out, n, err, cap);
+    for (size_t want = len + 16, pass = 0; r->kind == SERVE_COMPLETION && pass < 2; pass++) {
         free(*out);
         if (!(*out = malloc(want * sizeof **out))) {
             st = GEMMA_E_NOMEM;
             break;
         }
-        st = gemma_tokenize(m, text, len, r->kind == SERVE_COMPLETION, true, *out, want, n);
+        st = gemma_tokenize(m, r->prompt, len, true, true, *out, want, n);
         if (st != GEMMA_E_BUFFER_TOO_SMALL)
             break;
         want = *n;
     }
-    if (st)
+    if (st && r->kind == SERVE_COMPLETION)
         snprintf(err, cap, "tokenizing the prompt failed: %s", gemma_strerror(st));
-    else if (*n == 0)
+    else if (!st && *n == 0)
         snprintf(err, cap, "the prompt is empty"), st = GEMMA_E_INVALID_ARG;
-done:
-    if (text != r->prompt)
-        free(text);
     if (st) {
         free(*out);
         *out = NULL;
