@@ -32,7 +32,7 @@ static void md_after_load(gemma_model *m)
     size_t plen;
     (void)gemma_token_to_piece(m, gemma_token_bos(m), true, piece, sizeof piece, &plen);
     (void)gemma_token_is_eog(m, gemma_token_eos(m));
-    gemma_chat_message msgs[2] = {{"system", "s"}, {"user", "Hello"}};
+    gemma_chat_message msgs[2] = {{.role = "system", .content = "s"}, {.role = "user", .content = "Hello"}};
     char chat[512];
     size_t clen;
     gemma_error err;

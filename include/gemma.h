@@ -254,9 +254,24 @@ GEMMA_API gemma_status gemma_detok_flush(gemma_detok *d, const char **text, size
  * Chat templates. The template family comes from the model's architecture and metadata;
  * template code in the file is never executed.
  * ------------------------------------------------------------------------------------ */
+/* A function call the assistant made (OpenAI's tool_calls[i]). */
+typedef struct gemma_tool_call {
+    const char *id;        /* may be NULL; a tool message answers it by tool_call_id */
+    const char *name;      /* the function's name */
+    const char *arguments; /* a JSON object as text (a non-object is written as it is) */
+} gemma_tool_call;
+
+/* One chat message. Fields after content are optional (zero them when unused), so
+ * {"user", "Hi"} is a complete message. */
 typedef struct gemma_chat_message {
-    const char *role;    /* "system", "user", "assistant" (or "model") */
-    const char *content; /* NUL-terminated UTF-8 */
+    const char *role;    /* "system" (or "developer"), "user", "assistant" (or "model"), "tool" */
+    const char *content; /* NUL-terminated UTF-8; NULL means none (an assistant's tool calls only) */
+    const char *reasoning;            /* assistant: its thoughts; Gemma 4 keeps them only in the
+                                         tool-calling turns after the last user message */
+    const gemma_tool_call *tool_calls; /* assistant: the calls it made */
+    size_t n_tool_calls;
+    const char *tool_call_id;          /* tool: the call this result answers */
+    const char *name;                  /* tool: the function's name (when no id matches) */
 } gemma_chat_message;
 
 /* How a chat is rendered and tokenized. Initialize with gemma_chat_default_params().
@@ -272,6 +287,8 @@ typedef struct gemma_chat_params {
     bool add_bos;               /* start with BOS (default true) */
     bool enable_thinking;       /* Gemma 4: let the model think before answering (default false) */
     bool trusted_content;       /* parse control-token text inside content too (default false) */
+    const char *tools;          /* OpenAI "tools": a JSON array of {"type": "function", "function":
+                                   {"name", "description", "parameters"}}, or NULL for none */
 } gemma_chat_params;
 
 /* The defaults above. Thread-safe. */
@@ -284,6 +301,45 @@ GEMMA_API gemma_chat_params gemma_chat_default_params(void);
 GEMMA_API gemma_status gemma_chat_tokenize(const gemma_model *model, const gemma_chat_message *msgs,
                                            size_t n_msgs, const gemma_chat_params *params, gemma_token *tokens,
                                            size_t cap, size_t *n_tokens, gemma_error *err);
+
+/* Model output as an assistant message: gemma_chat_parser splits generated text into answer
+ * content, reasoning (Gemma 4's <|channel>thought ... <channel|>) and tool calls (Gemma 4's
+ * <|tool_call>call:NAME{...}<tool_call|>; with tools, Gemma 3's {"name": ..., "parameters": ...}),
+ * while it streams. Text that may still turn out to be a marker or a call is held back, so a
+ * call never shows up as content; a call that does not parse comes out as content. */
+typedef enum gemma_chat_event_kind {
+    GEMMA_CHAT_CONTENT = 0,   /* answer text: text, len */
+    GEMMA_CHAT_REASONING = 1, /* thought text: text, len */
+    GEMMA_CHAT_TOOL_CALL = 2  /* a complete call: name, arguments (a JSON object), index */
+} gemma_chat_event_kind;
+
+typedef struct gemma_chat_event {
+    gemma_chat_event_kind kind;
+    const char *text; /* CONTENT / REASONING: new text, not NUL-terminated, valid during the call */
+    size_t len;
+    const char *name;      /* TOOL_CALL: NUL-terminated, valid during the call */
+    const char *arguments; /* TOOL_CALL: compact JSON object text, NUL-terminated */
+    int32_t index;         /* TOOL_CALL: 0, 1, ... within this answer */
+} gemma_chat_event;
+
+/* Receives parser events; return nonzero to stop (the push returns GEMMA_E_ABORTED). */
+typedef int (*gemma_chat_event_fn)(void *user, const gemma_chat_event *ev);
+
+typedef struct gemma_chat_parser gemma_chat_parser;
+
+/* A parser for one answer of model, for the prompt rendered with params (Gemma 3 looks for
+ * calls only when params->tools is set; NULL: no tools). One per answer; not thread-safe. */
+GEMMA_API gemma_status gemma_chat_parser_create(const gemma_model *model, const gemma_chat_params *params,
+                                                gemma_chat_parser **out, gemma_error *err);
+GEMMA_API void gemma_chat_parser_free(gemma_chat_parser *p);
+/* Feeds generated text (any split, e.g. each gemma_token_fn piece); fn gets the events that
+ * are decided. GEMMA_E_ABORTED when fn stopped, GEMMA_E_NOMEM. */
+GEMMA_API gemma_status gemma_chat_parser_push(gemma_chat_parser *p, const char *text, size_t len,
+                                              gemma_chat_event_fn fn, void *user);
+/* Ends the answer: what is held back comes out. A call that never closed (generation cut
+ * off by max_tokens) is dropped and *cut_call (may be NULL) set. */
+GEMMA_API gemma_status gemma_chat_parser_finish(gemma_chat_parser *p, gemma_chat_event_fn fn, void *user,
+                                                bool *cut_call);
 
 /* Renders messages into the model's prompt format (starting with the BOS text when
  * add_bos). With add_generation_prompt the text ends where the model's answer begins.

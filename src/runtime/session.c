@@ -1,11 +1,14 @@
 /* Sessions: a KV cache, a thread pool and scratch over one shared, immutable model. */
 #include "session.h"
+#include "../model/model.h"
+#include "../tokenizer/tokenizer.h"
 
 #include "../util/util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 gemma_status gm_session_fail(gemma_session *s, gemma_status code, const char *fmt, ...)
@@ -41,6 +44,7 @@ void gemma_session_free(gemma_session *s)
     gm_compute_free(s->c);
     free(s->history);
     free(s->logits);
+    free(s->chat_tools);
     free(s);
 }
 
@@ -323,34 +327,19 @@ gemma_status gemma_session_feed_text(gemma_session *s, const char *text, size_t 
 
 /* Tokens of the new turns: the close of an open model turn (the session's own marker),
  * then the messages, whose content is text unless the chat params trust it. */
-static gemma_status chat_tokens(gemma_session *s, const gemma_chat_message *msgs, size_t n_msgs, gemma_token **out,
-                                size_t *n)
+static gemma_status chat_tokens(gemma_session *s, const gemma_chat_message *msgs, size_t n_msgs, gm_tokens *out)
 {
+    const gm_vocab *v = gm_model_vocab(s->model);
     const char *close = s->in_model_turn ? s->model->ops->turn_end : "";
     gemma_chat_params p = s->chat;
     p.add_bos = s->n_past == 0;
     p.add_generation_prompt = true;
-    gemma_error e = {0};
-    size_t nc = 0, nm = 0;
-    gemma_token *head = NULL;
-    gemma_status st = tokenize(s, close, strlen(close), false, &head, &nc);
-    if (st)
-        return st;
-    st = gemma_chat_tokenize(s->model, msgs, n_msgs, &p, NULL, 0, &nm, &e);
-    gemma_token *ids = st == GEMMA_E_BUFFER_TOO_SMALL ? realloc(head, (nc + nm) * sizeof *ids) : NULL;
-    if (st == GEMMA_E_BUFFER_TOO_SMALL && ids)
-        st = gemma_chat_tokenize(s->model, msgs, n_msgs, &p, ids + nc, nm, &nm, &e);
-    else if (st == GEMMA_E_BUFFER_TOO_SMALL)
-        st = GEMMA_E_NOMEM, snprintf(e.message, sizeof e.message, "out of memory tokenizing the chat");
-    else if (!st) /* no messages produce no tokens: feed_chat refuses them earlier */
-        st = GEMMA_E_INTERNAL, snprintf(e.message, sizeof e.message, "the chat rendered to no tokens");
-    if (st) {
-        free(ids ? ids : head);
-        return gm_session_fail(s, st, "%s", e.message);
-    }
-    *out = ids;
-    *n = nc + nm;
-    return GEMMA_OK;
+    gemma_status st = gm_tokenize(v, close, strlen(close), false, true, out, &s->err);
+    if (!st)
+        st = gm_chat_tokenize_model(s->model, msgs, n_msgs, &p, s->n_past > 0, out, &s->err);
+    if (!st && out->n == 0) /* feed_chat refuses empty message lists earlier */
+        st = gm_session_fail(s, GEMMA_E_INTERNAL, "the chat rendered to no tokens");
+    return st;
 }
 
 gemma_status gemma_session_feed_chat(gemma_session *s, const gemma_chat_message *msgs, size_t n_msgs)
@@ -361,13 +350,11 @@ gemma_status gemma_session_feed_chat(gemma_session *s, const gemma_chat_message 
     clear_error(s);
     if (!msgs || n_msgs == 0)
         return gm_session_fail(s, GEMMA_E_INVALID_ARG, "no chat messages");
-    gemma_token *ids;
-    size_t n;
-    gemma_status st = chat_tokens(s, msgs, n_msgs, &ids, &n);
-    if (st)
-        return st;
-    st = gm_session_eval(s, ids, n, NULL, false);
-    free(ids);
+    gm_tokens ids = {0};
+    gemma_status st = chat_tokens(s, msgs, n_msgs, &ids);
+    if (!st)
+        st = gm_session_eval(s, ids.ids, ids.n, NULL, false);
+    gm_tokens_free(&ids);
     if (!st)
         s->in_model_turn = true;
     return st;
@@ -377,7 +364,14 @@ gemma_status gemma_session_set_chat_params(gemma_session *s, const gemma_chat_pa
 {
     if (!s)
         return GEMMA_E_INVALID_ARG;
-    s->chat = params ? *params : gemma_chat_default_params();
+    gemma_chat_params p = params ? *params : gemma_chat_default_params();
+    char *tools = p.tools ? strdup(p.tools) : NULL;
+    if (p.tools && !tools)
+        return gm_session_fail(s, GEMMA_E_NOMEM, "out of memory copying the tools");
+    free(s->chat_tools);
+    s->chat_tools = tools;
+    p.tools = tools;
+    s->chat = p;
     return GEMMA_OK;
 }
 

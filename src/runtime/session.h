@@ -22,7 +22,8 @@ struct gemma_session {
     float *logits;          /* n_vocab: after the last evaluated token */
     bool has_logits;
     bool in_model_turn;     /* a chat answer was started and not closed */
-    gemma_chat_params chat; /* for feed_chat */
+    gemma_chat_params chat; /* for feed_chat; chat.tools points to chat_tools */
+    char *chat_tools;
     atomic_int cancel;
     gemma_error err;
     int64_t n_prompt_tokens, n_gen_tokens;

@@ -115,13 +115,13 @@ GEMMA_API gemma_chat_params gemma_chat_default_params(void)
 }
 
 static gemma_status render_marked(const gemma_model *model, const gemma_chat_message *msgs, size_t n_msgs,
-                                  const gemma_chat_params *p, gm_chat_text *t, gemma_error *err)
+                                  const gemma_chat_params *p, bool continuation, gm_chat_text *t, gemma_error *err)
 {
     gm_chat_family fam;
     gemma_status st = gm_chat_family_for_arch(gm_model_arch(model), &fam, err);
     if (st)
         return st;
-    gm_chat_opts o = {p->add_generation_prompt, p->add_bos, p->enable_thinking};
+    gm_chat_opts o = {p->add_generation_prompt, p->add_bos, p->enable_thinking, p->tools, continuation};
     return gm_chat_render_marked(gm_model_vocab(model), fam, msgs, n_msgs, &o, t, err);
 }
 
@@ -137,7 +137,7 @@ GEMMA_API gemma_status gemma_chat_render(const gemma_model *model, const gemma_c
     p.add_generation_prompt = add_generation_prompt;
     p.add_bos = add_bos;
     gm_chat_text t;
-    gemma_status st = render_marked(model, msgs, n_msgs, &p, &t, err);
+    gemma_status st = render_marked(model, msgs, n_msgs, &p, false, &t, err);
     if (st)
         return st;
     *len = t.len;
@@ -145,6 +145,17 @@ GEMMA_API gemma_status gemma_chat_render(const gemma_model *model, const gemma_c
         st = gm_fail(err, GEMMA_E_BUFFER_TOO_SMALL, "chat: %zu bytes needed, buffer holds %zu", t.len + 1, cap);
     else
         memcpy(buf, t.text, t.len + 1);
+    gm_chat_text_free(&t);
+    return st;
+}
+
+gemma_status gm_chat_tokenize_model(const gemma_model *model, const gemma_chat_message *msgs, size_t n_msgs,
+                                   const gemma_chat_params *p, bool continuation, gm_tokens *out, gemma_error *err)
+{
+    gm_chat_text t;
+    gemma_status st = render_marked(model, msgs, n_msgs, p, continuation, &t, err);
+    if (!st)
+        st = gm_chat_tokenize(vocab_of(model), &t, p->trusted_content, out, err);
     gm_chat_text_free(&t);
     return st;
 }
@@ -158,13 +169,8 @@ GEMMA_API gemma_status gemma_chat_tokenize(const gemma_model *model, const gemma
     if (!vocab_of(model) || !n_tokens || (!tokens && cap))
         return gm_fail(err, GEMMA_E_INVALID_ARG, "gemma_chat_tokenize: NULL model, n_tokens or buffer");
     gemma_chat_params p = params ? *params : gemma_chat_default_params();
-    gm_chat_text t;
-    gemma_status st = render_marked(model, msgs, n_msgs, &p, &t, err);
-    if (st)
-        return st;
     gm_tokens ids = {0};
-    st = gm_chat_tokenize(vocab_of(model), &t, p.trusted_content, &ids, err);
-    gm_chat_text_free(&t);
+    gemma_status st = gm_chat_tokenize_model(model, msgs, n_msgs, &p, false, &ids, err);
     if (!st) {
         *n_tokens = ids.n;
         if (ids.n > cap)

@@ -109,6 +109,8 @@ typedef struct gm_chat_opts {
     bool add_generation_prompt;
     bool add_bos;
     bool enable_thinking; /* Gemma 4 only */
+    const char *tools;    /* OpenAI tools, JSON text (NULL: none) */
+    bool continuation;    /* later turns of a session: no system turn or tool declarations again */
 } gm_chat_opts;
 
 /* Renders msgs into a malloc'ed NUL-terminated string (*out, *len without the NUL).
@@ -139,6 +141,14 @@ void gm_chat_text_free(gm_chat_text *t);
  * (so content cannot forge turns). trusted: the whole text with every special token parsed. */
 gemma_status gm_chat_tokenize(const gm_vocab *v, const gm_chat_text *t, bool trusted, gm_tokens *out,
                               gemma_error *err);
+
+/* Renders msgs for model and tokenizes them as gm_chat_tokenize does (api.c).
+ * continuation: a later turn of a session (no system turn again). */
+gemma_status gm_chat_tokenize_model(const gemma_model *model, const gemma_chat_message *msgs, size_t n_msgs,
+                                   const gemma_chat_params *p, bool continuation, gm_tokens *out, gemma_error *err);
+
+/* A parser for family's output (chat-parse.c); tools: Gemma 3 looks for calls. NULL when out of memory. */
+gemma_chat_parser *gm_chat_parser_new(gm_chat_family family, bool tools);
 
 /* UTF-8 helpers shared by the tokenizer files. */
 /* Sequence length from the lead byte's high nibble, as llama.cpp's unicode_len_utf8. */

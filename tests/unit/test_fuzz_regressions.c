@@ -15,6 +15,9 @@
 #define LLVMFuzzerTestOneInput fz_chat_one
 #include "../../fuzz/fuzz_chat.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fz_chat_parse_one
+#include "../../fuzz/fuzz_chat_parse.c"
+#undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fz_sampler_one
 #include "../../fuzz/fuzz_sampler.c"
 #undef LLVMFuzzerTestOneInput
@@ -31,7 +34,7 @@ static const struct {
     fz_entry fn;
 } k_targets[] = {
     {"gguf", fz_gguf_one},         {"model", fz_model_one}, {"tokenizer", fz_tokenizer_one},
-    {"chat", fz_chat_one},         {"sampler", fz_sampler_one},
+    {"chat", fz_chat_one},         {"sampler", fz_sampler_one}, {"chat_parse", fz_chat_parse_one},
 };
 
 static char g_regdir[4096];

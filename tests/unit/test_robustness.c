@@ -569,14 +569,14 @@ static void test_req_chat(void)
     char buf[256];
     size_t len;
     gemma_error err;
-    gemma_chat_message bad_role[1] = {{"wizard", "hi"}};
+    gemma_chat_message bad_role[1] = {{.role = "wizard", .content = "hi"}};
     CHECK(gemma_chat_render(g_model, bad_role, 1, true, true, buf, sizeof buf, &len, &err) == GEMMA_E_CHAT &&
           msg_has(&err, "wizard"));
-    gemma_chat_message twice[2] = {{"user", "a"}, {"user", "b"}};
+    gemma_chat_message twice[2] = {{.role = "user", .content = "a"}, {.role = "user", .content = "b"}};
     CHECK(gemma_chat_render(g_model, twice, 2, true, true, buf, sizeof buf, &len, &err) == GEMMA_E_CHAT);
-    gemma_chat_message null_content[1] = {{"user", NULL}};
+    gemma_chat_message null_content[1] = {{.role = "user", .content = NULL}};
     CHECK(gemma_chat_render(g_model, null_content, 1, true, true, buf, sizeof buf, &len, &err) == GEMMA_E_CHAT);
-    gemma_chat_message ok[1] = {{"user", "Hello there"}};
+    gemma_chat_message ok[1] = {{.role = "user", .content = "Hello there"}};
     CHECK(gemma_chat_render(g_model, ok, 1, true, true, buf, 8, &len, &err) == GEMMA_E_BUFFER_TOO_SMALL && len > 8);
     CHECK(gemma_chat_render(g_model, ok, 1, true, true, buf, sizeof buf, &len, &err) == GEMMA_OK &&
           strlen(buf) == len);

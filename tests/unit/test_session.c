@@ -219,7 +219,7 @@ static void test_chat(void)
 {
     gemma_session *s = new_session(2, 512, GEMMA_OVERFLOW_ERROR);
     REQUIRE(s);
-    gemma_chat_message m1[] = {{"user", "Say hello."}};
+    gemma_chat_message m1[] = {{.role = "user", .content = "Say hello."}};
     CHECK(gemma_session_feed_chat(s, m1, 1) == GEMMA_OK);
     int32_t n1 = gemma_session_n_past(s);
     CHECK(n1 > 5);
@@ -228,7 +228,7 @@ static void test_chat(void)
     gp.max_tokens = 8;
     gemma_generate_result r;
     CHECK(gemma_session_generate(s, &gp, &r) == GEMMA_OK && r.n_tokens >= 0);
-    gemma_chat_message m2[] = {{"user", "Again."}};
+    gemma_chat_message m2[] = {{.role = "user", .content = "Again."}};
     int32_t before = gemma_session_n_past(s);
     CHECK(gemma_session_feed_chat(s, m2, 1) == GEMMA_OK);
     CHECK(gemma_session_n_past(s) > before + 5);

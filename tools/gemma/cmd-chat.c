@@ -167,8 +167,8 @@ static bool answer(chat_state *c, const char *text)
     gemma_chat_message msgs[2];
     size_t n = 0;
     if (gemma_session_n_past(c->s) == 0 && c->o->system)
-        msgs[n++] = (gemma_chat_message){"system", c->o->system};
-    msgs[n++] = (gemma_chat_message){"user", text};
+        msgs[n++] = (gemma_chat_message){.role = "system", .content = c->o->system};
+    msgs[n++] = (gemma_chat_message){.role = "user", .content = text};
     g_busy = 1;
     gemma_status st = gemma_session_feed_chat(c->s, msgs, n);
     if (st == GEMMA_E_CANCELLED || st == GEMMA_E_CONTEXT_FULL) {

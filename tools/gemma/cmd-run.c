@@ -143,8 +143,8 @@ static int feed_prompt(gemma_session *s, const run_opts *o, const char *prompt, 
         gemma_chat_message msgs[2];
         size_t n = 0;
         if (o->system)
-            msgs[n++] = (gemma_chat_message){"system", o->system};
-        msgs[n++] = (gemma_chat_message){"user", prompt};
+            msgs[n++] = (gemma_chat_message){.role = "system", .content = o->system};
+        msgs[n++] = (gemma_chat_message){.role = "user", .content = prompt};
         st = gemma_session_feed_chat(s, msgs, n);
     } else {
         st = gemma_session_feed_text(s, prompt, len);
