@@ -28,8 +28,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!r.msgs[i].role || !r.msgs[i].content)
             __builtin_trap();
     const char *text = kind == SERVE_CHAT ? r.msgs[0].content : r.prompt;
-    serve_outcome o = {text, strlen(text), GEMMA_STOP_EOG, 3, 4, 2};
+    serve_call call = {"call_0", (char *)"f", (char *)(r.tools ? r.tools : "{}")};
+    serve_outcome o = {.text = text, .len = strlen(text), .reasoning = text, .reasoning_len = strlen(text),
+                       .calls = &call, .n_calls = r.tools != NULL, .stop = GEMMA_STOP_EOG, .prompt_tokens = 3,
+                       .completion_tokens = 4, .cached_tokens = 2};
     free(openai_response(&cfg, &r, "id", 1, &o));
+    free(openai_call_chunks(&cfg, &r, "id", 1, 0, &call));
+    free(openai_reasoning_chunk(&cfg, &r, "id", 1, text, strlen(text)));
     free(openai_chunk(&cfg, &r, "id", 1, text, strlen(text), true, NULL));
     free(openai_chunk(&cfg, &r, "id", 1, "", 0, false, &o));
     free(openai_usage_chunk(&cfg, &r, "id", 1, &o));

@@ -81,6 +81,12 @@ out="$(printf 'Hi\n/reset\n/help\nBye\n' | "$gemma" chat -m "$model" --temp 0 -n
 [[ $rc -eq 0 && "$out" == *"/reset forgets"* && "$out" == *"conversation forgotten"* ]]
 check "chat with piped input" $?
 
+# Thinking switches: accepted by chat and run (the default model does not think: same text).
+a="$(printf 'Hi\n' | "$gemma" chat -m "$model" --temp 0 -n 4 2>/dev/null)"
+b="$(printf 'Hi\n' | "$gemma" chat -m "$model" --temp 0 -n 4 --think --hide-thoughts 2>/dev/null)"
+[[ -n "$a" && "$a" == "$b" ]]; check "chat --think --hide-thoughts" $?
+"$gemma" run -m "$model" --think --no-think -p Hi -n 2 --temp 0 >/dev/null; check "run --think --no-think" $?
+
 # Turn injection: a message holding the template's markers is text. The context grows by
 # exactly the extra text tokens ("gemma tokenize --no-special"), not by forged turns.
 ctx_after() { # stdin text -> context positions after a one-token answer

@@ -36,6 +36,9 @@ static const char chat_help[] =
     "options:\n"
     "  -m, --model FILE      GGUF model (default: the model fetched by 'make model')\n"
     "      --system TEXT     system message, sent with the first turn (and after /reset)\n"
+    "      --think           let a thinking model (Gemma 4) think before it answers; its\n"
+    "                        thoughts are shown dimmed (--no-think: off, the default)\n"
+    "      --hide-thoughts   do not show the thoughts\n"
     "  -n, --n-predict N     most tokens per answer (default -1 = until the model ends its\n"
     "                        turn or the context is full)\n"
     "  -t, --threads N       CPU threads (default: all online CPUs)\n"
@@ -52,6 +55,7 @@ static const char chat_commands[] =
 typedef struct chat_opts {
     args_common c;
     const char *system;
+    bool think, hide_thoughts;
     args_sampling sampling;
 } chat_opts;
 
@@ -90,6 +94,12 @@ static int parse(int argc, char **argv, chat_opts *o)
         } else if (args_is(&a, "--system", NULL)) {
             if (!(o->system = args_value(&a)))
                 return ARGS_USAGE;
+        } else if (args_is(&a, "--think", NULL)) {
+            o->think = true;
+        } else if (args_is(&a, "--no-think", NULL)) {
+            o->think = false;
+        } else if (args_is(&a, "--hide-thoughts", NULL)) {
+            o->hide_thoughts = true;
         } else {
             return args_unknown(&a);
         }
@@ -145,20 +155,41 @@ typedef struct chat_state {
     gemma_session *s;
     const chat_opts *o;
     gemma_sampler_params sampling;
+    gemma_chat_parser *parser; /* this answer's: thoughts apart from the answer */
     int turn;
-    bool last_newline;
+    bool last_newline, dim, tty;
 } chat_state;
+
+static bool put_text(chat_state *c, const char *text, size_t len, bool dim)
+{
+    if (c->tty && dim != c->dim) /* thoughts in the terminal's faint style */
+        fputs(dim ? "\x1b[2m" : "\x1b[0m", stdout);
+    c->dim = c->tty && dim;
+    if ((len && fwrite(text, 1, len, stdout) != len) || fflush(stdout) != 0)
+        return false;
+    if (len)
+        c->last_newline = text[len - 1] == '\n';
+    return true;
+}
+
+static int on_event(void *user, const gemma_chat_event *ev)
+{
+    chat_state *c = user;
+    if (ev->kind == GEMMA_CHAT_REASONING && c->o->hide_thoughts)
+        return 0;
+    if (ev->kind == GEMMA_CHAT_TOOL_CALL) {
+        char line[256];
+        int n = snprintf(line, sizeof line, "[call %s %.200s]", ev->name, ev->arguments);
+        return !put_text(c, line, (size_t)(n < (int)sizeof line ? n : (int)sizeof line - 1), true);
+    }
+    return ev->len && !put_text(c, ev->text, ev->len, ev->kind == GEMMA_CHAT_REASONING);
+}
 
 static int print_token(void *user, const char *text, size_t len, gemma_token token)
 {
     (void)token;
     chat_state *c = user;
-    if (len == 0)
-        return 0;
-    if (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0)
-        return 1;
-    c->last_newline = text[len - 1] == '\n';
-    return 0;
+    return gemma_chat_parser_push(c->parser, text, len, on_event, c) != GEMMA_OK;
 }
 
 /* Feeds one user turn and streams the answer. false = a fatal error. */
@@ -187,6 +218,13 @@ static bool answer(chat_state *c, const char *text)
         fprintf(stderr, "gemma chat: %s\n", args_session_error(c->s, st));
         return st == GEMMA_E_CHAT; /* a message the template rejects: the user may retry */
     }
+    gemma_chat_params cp = gemma_chat_default_params();
+    cp.enable_thinking = c->o->think;
+    if (gemma_chat_parser_create(c->model, &cp, &c->parser, NULL) != GEMMA_OK) {
+        g_busy = 0;
+        fprintf(stderr, "gemma chat: out of memory\n");
+        return false;
+    }
     gemma_generate_params gp = gemma_generate_default_params(c->model);
     gp.max_tokens = c->o->c.n_predict;
     gp.sampling = c->sampling;
@@ -196,6 +234,11 @@ static bool answer(chat_state *c, const char *text)
     c->last_newline = true;
     gemma_generate_result res = {0};
     st = gemma_session_generate(c->s, &gp, &res);
+    gemma_chat_parser_finish(c->parser, on_event, c, NULL);
+    gemma_chat_parser_free(c->parser);
+    c->parser = NULL;
+    if (c->dim)
+        put_text(c, "", 0, false);
     g_busy = 0;
     if (!c->last_newline)
         fputc('\n', stdout);
@@ -282,6 +325,10 @@ int cmd_chat(int argc, char **argv)
     if (!(c.s = args_create_session("chat", c.model, &o.c)))
         goto done;
     c.sampling = args_sampling_resolve(&o.sampling, c.model);
+    c.tty = isatty(STDOUT_FILENO);
+    gemma_chat_params cp = gemma_chat_default_params();
+    cp.enable_thinking = o.think;
+    gemma_session_set_chat_params(c.s, &cp);
     gemma_sampler *probe = NULL;
     if (gemma_sampler_create(&c.sampling, gemma_vocab_size(c.model), &probe, &err) != GEMMA_OK) {
         fprintf(stderr, "gemma chat: %s\n", err.message);

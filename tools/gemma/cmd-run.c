@@ -34,6 +34,8 @@ static const char run_help[] =
     "                        the context is full; 0 = only evaluate the prompt)\n"
     "      --chat            wrap the prompt as a user message (chat template)\n"
     "      --system TEXT     system message (implies --chat)\n"
+    "      --think           let a thinking model (Gemma 4) think first (implies --chat;\n"
+    "                        --no-think: off, the default); the thoughts are printed too\n"
     "      --stop STR        stop when STR appears (not printed); may be repeated\n"
     "  -t, --threads N       CPU threads (default: all online CPUs)\n"
     "  -c, --ctx-size N      context length in tokens (default: min(trained, 8192))\n"
@@ -48,7 +50,7 @@ typedef struct run_opts {
     const char *prompt, *file, *system;
     const char *stops[RUN_MAX_STOPS];
     int n_stops;
-    bool chat;
+    bool chat, think;
     args_sampling sampling;
 } run_opts;
 
@@ -92,6 +94,10 @@ static int parse(int argc, char **argv, run_opts *o)
         } else if (args_is(&a, "--system", NULL)) {
             ok = (o->system = args_value(&a)) != NULL;
             o->chat = true;
+        } else if (args_is(&a, "--think", NULL)) {
+            o->think = o->chat = true;
+        } else if (args_is(&a, "--no-think", NULL)) {
+            o->think = false;
         } else if (args_is(&a, "--stop", NULL)) {
             const char *v = args_value(&a);
             if (v && !*v)
@@ -145,7 +151,11 @@ static int feed_prompt(gemma_session *s, const run_opts *o, const char *prompt, 
         if (o->system)
             msgs[n++] = (gemma_chat_message){.role = "system", .content = o->system};
         msgs[n++] = (gemma_chat_message){.role = "user", .content = prompt};
-        st = gemma_session_feed_chat(s, msgs, n);
+        gemma_chat_params cp = gemma_chat_default_params();
+        cp.enable_thinking = o->think;
+        st = gemma_session_set_chat_params(s, &cp);
+        if (st == GEMMA_OK)
+            st = gemma_session_feed_chat(s, msgs, n);
     } else {
         st = gemma_session_feed_text(s, prompt, len);
     }

@@ -114,6 +114,8 @@ static gemma_status chat_prompt(gemma_model *m, const serve_request *r, gemma_to
                                 size_t cap)
 {
     gemma_chat_params p = gemma_chat_default_params();
+    p.tools = r->tools;
+    p.enable_thinking = r->thinking;
     gemma_error e = {0};
     gemma_status st = GEMMA_E_BUFFER_TOO_SMALL;
     for (size_t want = 256, pass = 0; pass < 2 && st == GEMMA_E_BUFFER_TOO_SMALL; pass++) {
@@ -128,6 +130,44 @@ static gemma_status chat_prompt(gemma_model *m, const serve_request *r, gemma_to
     return st;
 }
 
+/* With tool_choice "required" or a named function, the answer starts as a call: the start
+ * of one is placed after the prompt (the model only writes the rest). The text is what the
+ * model's output parser sees first; NULL when the model chooses. */
+static char *call_prefill(gemma_model *m, const serve_request *r)
+{
+    gemma_model_info mi;
+    char *t = NULL;
+    if (r->tool_choice < TOOLS_REQUIRED || gemma_model_get_info(m, &mi))
+        return NULL;
+    const bool g4 = !strcmp(mi.architecture, "gemma4"), named = r->tool_choice == TOOLS_NAMED;
+    const char *name = named ? r->tool_name : "";
+    size_t n = strlen(name) + 64;
+    if ((t = malloc(n)))
+        snprintf(t, n, g4 ? "<|tool_call>call:%s%s" : "{\"name\": \"%s%s", name,
+                 !named ? "" : g4 ? "{" : "\", \"parameters\": ");
+    return t;
+}
+
+/* Appends the prefill's tokens to the prompt: Gemma 4's <|tool_call> marker as its token,
+ * the rest (a client's function name among it) as text. */
+static gemma_status add_prefill(gemma_model *m, const char *pre, gemma_token **out, size_t *n)
+{
+    static const char mark[] = "<|tool_call>";
+    const bool marked = !strncmp(pre, mark, sizeof mark - 1);
+    size_t len = strlen(pre), k = 0, have = *n;
+    gemma_token *t = realloc(*out, (have + len + 2) * sizeof *t);
+    if (!t)
+        return GEMMA_E_NOMEM;
+    *out = t;
+    if (marked && gemma_tokenize(m, mark, sizeof mark - 1, false, true, t + have, 1, &k))
+        return GEMMA_E_INTERNAL;
+    const char *rest = marked ? pre + sizeof mark - 1 : pre;
+    size_t nr = 0;
+    gemma_status st = gemma_tokenize(m, rest, strlen(rest), false, false, t + have + k, len + 1, &nr);
+    *n = have + k + nr;
+    return st;
+}
+
 /* The prompt as the session would see it: the chat's tokens (with BOS), or the text with BOS
  * and control-token text parsed, as gemma_session_feed_text does. */
 static gemma_status prompt_tokens(gemma_model *m, const serve_request *r, gemma_token **out, size_t *n, char *err,
@@ -138,6 +178,8 @@ static gemma_status prompt_tokens(gemma_model *m, const serve_request *r, gemma_
     *out = NULL;
     if (r->kind == SERVE_CHAT)
         st = chat_prompt(m, r, out, n, err, cap);
+    if (!st && r->prefill && (st = add_prefill(m, r->prefill, out, n)))
+        snprintf(err, cap, "cannot place the forced tool call: %s", gemma_strerror(st));
     for (size_t want = len + 16, pass = 0; r->kind == SERVE_COMPLETION && pass < 2; pass++) {
         free(*out);
         if (!(*out = malloc(want * sizeof **out))) {
@@ -205,7 +247,7 @@ static gemma_session *start(server *srv, struct MHD_Connection *c, const serve_r
 /* A plain (not streamed) answer: the text so far, and the client's socket, looked at now
  * and then so that a client that gave up does not keep a session busy. */
 typedef struct plain_gen {
-    text_buf out;
+    serve_answer a;
     int fd; /* -1: unknown */
     int n;
 } plain_gen;
@@ -222,7 +264,7 @@ static int collect_token(void *user, const char *text, size_t len, gemma_token t
     plain_gen *g = user;
     if (++g->n % 16 == 0 && client_gone(g->fd))
         return 1;
-    return buf_add(&g->out, text, len) ? 0 : 1;
+    return answer_push(&g->a, text, len);
 }
 
 static void log_request(const server *srv, const serve_request *r, const serve_outcome *o, double t0)
@@ -243,21 +285,22 @@ static enum MHD_Result complete_plain(server *srv, struct MHD_Connection *c, ser
         return ret;
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     plain_gen g = {.fd = ci ? ci->connect_fd : -1};
-    r->gen.on_token = collect_token;
-    r->gen.user = &g;
+    gemma_status st = GEMMA_E_NOMEM;
     gemma_generate_result res = {0};
-    gemma_status st = gemma_session_generate(s, &r->gen, &res);
+    if (answer_init(&g.a, srv->cfg, r, id, (long)time(NULL), NULL, NULL, r->prefill)) {
+        r->gen.on_token = collect_token;
+        r->gen.user = &g;
+        st = gemma_session_generate(s, &r->gen, &res);
+    }
     char msg[600];
     snprintf(msg, sizeof msg, "%s", st ? gemma_session_last_error(s) : "");
     slots_release(srv->slots, s);
-    text_buf out = g.out;
-    o.text = out.p ? out.p : "";
-    o.len = out.len;
+    answer_finish(&g.a, &o);
     o.stop = res.stop_reason;
     o.completion_tokens = res.n_tokens;
     log_request(srv, r, &o, t0);
-    char *body = st ? NULL : openai_response(srv->cfg, r, id, (long)time(NULL), &o);
-    free(out.p);
+    char *body = st || g.a.failed ? NULL : openai_response(srv->cfg, r, id, (long)time(NULL), &o);
+    answer_free(&g.a);
     if (st)
         return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, *msg ? msg : gemma_strerror(st), NULL);
     return send_json(c, MHD_HTTP_OK, body);
@@ -275,6 +318,7 @@ typedef struct stream_job {
     double t0;
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    serve_answer a;
     text_buf q;   /* events not yet sent: q.p[off .. len) */
     size_t off;
     bool done;
@@ -300,10 +344,10 @@ static int stream_token(void *user, const char *text, size_t len, gemma_token to
     stream_job *j = user;
     if (atomic_load(&j->gone))
         return 1;
-    if (len)
-        push_event(j, openai_chunk(j->srv->cfg, &j->req, j->id, j->created, text, len, false, NULL));
-    return 0;
+    return answer_push(&j->a, text, len);
 }
+
+static void sink_event(void *user, char *ev) { push_event(user, ev); }
 
 static void *stream_worker(void *arg)
 {
@@ -313,6 +357,7 @@ static void *stream_worker(void *arg)
     j->req.gen.user = j;
     gemma_generate_result res = {0};
     gemma_status st = gemma_session_generate(j->s, &j->req.gen, &res);
+    answer_finish(&j->a, &j->o); /* sends what was held back */
     j->o.stop = res.stop_reason;
     j->o.completion_tokens = res.n_tokens;
     j->o.text = "";
@@ -373,6 +418,7 @@ static void stream_free(void *cls)
         gemma_session_cancel(j->s);
     pthread_mutex_unlock(&j->mu);
     pthread_join(j->th, NULL);
+    answer_free(&j->a);
     openai_request_free(&j->req);
     free(j->q.p);
     pthread_mutex_destroy(&j->mu);
@@ -404,7 +450,9 @@ static enum MHD_Result complete_stream(server *srv, struct MHD_Connection *c, se
     pthread_cond_init(&j->cv, NULL);
     if (j->req.kind == SERVE_CHAT) /* the assistant role first, as OpenAI does */
         push_event(j, openai_chunk(srv->cfg, &j->req, j->id, j->created, "", 0, true, NULL));
-    if (pthread_create(&j->th, NULL, stream_worker, j)) {
+    bool ok = answer_init(&j->a, srv->cfg, &j->req, j->id, j->created, sink_event, j, j->req.prefill);
+    if (!ok || pthread_create(&j->th, NULL, stream_worker, j)) {
+        answer_free(&j->a);
         slots_release(srv->slots, j->s);
         openai_request_free(&j->req);
         free(j->q.p);
@@ -433,6 +481,10 @@ static enum MHD_Result complete(server *srv, struct MHD_Connection *c, serve_kin
     if (!openai_parse(srv->cfg, kind, k->body ? k->body : "", k->len, &r, err, sizeof err)) {
         openai_request_free(&r);
         return send_error(c, MHD_HTTP_BAD_REQUEST, err, NULL);
+    }
+    if (r.tool_choice >= TOOLS_REQUIRED && !(r.prefill = call_prefill(srv->cfg->model, &r))) {
+        openai_request_free(&r);
+        return send_json(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL);
     }
     char id[48];
     snprintf(id, sizeof id, "%s-%lx%04lx", kind == SERVE_CHAT ? "chatcmpl" : "cmpl", (unsigned long)srv->started,

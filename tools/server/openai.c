@@ -130,7 +130,9 @@ static bool parse_messages(cJSON *doc, serve_request *r, char *err, size_t cap)
     if (!cJSON_IsArray(ms) || cJSON_GetArraySize(ms) == 0)
         return fail(err, cap, "is required: a non-empty array of {\"role\", \"content\"} objects", "messages");
     r->n_msgs = (size_t)cJSON_GetArraySize(ms);
-    if (!(r->msgs = calloc(r->n_msgs, sizeof *r->msgs)))
+    size_t n_calls = openai_count_tool_calls(ms), used = 0;
+    if (!(r->msgs = calloc(r->n_msgs, sizeof *r->msgs)) ||
+        (n_calls && !(r->calls = calloc(n_calls, sizeof *r->calls))))
         return fail(err, cap, "out of memory", NULL);
     size_t i = 0;
     cJSON *m;
@@ -141,13 +143,15 @@ static bool parse_messages(cJSON *doc, serve_request *r, char *err, size_t cap)
         const char *ro = role->valuestring;
         if (!strcmp(ro, "developer"))
             ro = "system"; /* OpenAI's newer name for the system role */
-        else if (strcmp(ro, "system") && strcmp(ro, "user") && strcmp(ro, "assistant") && strcmp(ro, "model")) {
-            snprintf(err, cap, "messages[%zu].role: \"%.40s\" is not one of system, developer, user, assistant", i,
-                     ro);
+        else if (strcmp(ro, "system") && strcmp(ro, "user") && strcmp(ro, "assistant") && strcmp(ro, "model") &&
+                 strcmp(ro, "tool")) {
+            snprintf(err, cap, "messages[%zu].role: \"%.40s\" is not one of system, developer, user, assistant, tool",
+                     i, ro);
             return false;
         }
         r->msgs[i].role = ro;
-        if (!content_text(m, &r->msgs[i].content, err, cap))
+        if (!content_text(m, &r->msgs[i].content, err, cap) ||
+            !openai_message_tools(m, i, &r->msgs[i], r, &used, err, cap))
             return false;
         i++;
     }
@@ -233,7 +237,8 @@ bool openai_parse(const serve_config *cfg, serve_kind kind, const char *body, si
         return fail(err, cap, "the request body is not valid JSON", NULL);
     if (!cJSON_IsObject(doc))
         return fail(err, cap, "the request body must be a JSON object", NULL);
-    if (!(kind == SERVE_CHAT ? parse_messages(doc, r, err, cap) : parse_prompt(doc, r, err, cap)) ||
+    if (!(kind == SERVE_CHAT ? parse_messages(doc, r, err, cap) && openai_parse_tools(doc, r, err, cap)
+                             : parse_prompt(doc, r, err, cap)) ||
         !parse_stop(doc, r, err, cap) || !parse_sampling(cfg, doc, r, err, cap))
         return false;
     r->gen.stop_strings = (const char *const *)r->stops;
@@ -244,6 +249,9 @@ bool openai_parse(const serve_config *cfg, serve_kind kind, const char *body, si
 void openai_request_free(serve_request *r)
 {
     free(r->msgs);
+    free(r->calls);
+    free(r->prefill);
+    cJSON_free(r->tools);
     free(r->stops);
     cJSON_Delete(r->json);
     memset(r, 0, sizeof *r);
@@ -319,12 +327,16 @@ char *openai_response(const serve_config *cfg, const serve_request *r, const cha
     if (r->kind == SERVE_CHAT) {
         cJSON *m = cJSON_AddObjectToObject(c, "message");
         cJSON_AddStringToObject(m, "role", "assistant");
-        cJSON_AddItemToObject(m, "content", string_n(o->text, o->len));
+        if (o->n_calls && !o->len) /* as OpenAI: a message that only calls has null content */
+            cJSON_AddNullToObject(m, "content");
+        else
+            cJSON_AddItemToObject(m, "content", string_n(o->text, o->len));
+        openai_add_tool_calls(m, o);
     } else {
         cJSON_AddItemToObject(c, "text", string_n(o->text, o->len));
         cJSON_AddNullToObject(c, "logprobs");
     }
-    cJSON_AddStringToObject(c, "finish_reason", openai_finish_reason(o->stop));
+    cJSON_AddStringToObject(c, "finish_reason", openai_finish(o));
     add_usage(root, o);
     return finish(root, false);
 }
@@ -347,10 +359,85 @@ char *openai_chunk(const serve_config *cfg, const serve_request *r, const char *
         cJSON_AddNullToObject(c, "logprobs");
     }
     if (o)
-        cJSON_AddStringToObject(c, "finish_reason", openai_finish_reason(o->stop));
+        cJSON_AddStringToObject(c, "finish_reason", openai_finish(o));
     else
         cJSON_AddNullToObject(c, "finish_reason");
     return finish(root, true);
+}
+
+/* A chat chunk whose delta is d (taken over). */
+static char *delta_chunk(const serve_config *cfg, const serve_request *r, const char *id, long created, cJSON *d)
+{
+    cJSON *root = envelope(cfg, r, id, created, true);
+    cJSON *choices = cJSON_AddArrayToObject(root, "choices"), *c = cJSON_CreateObject();
+    cJSON_AddItemToArray(choices, c);
+    cJSON_AddNumberToObject(c, "index", 0);
+    cJSON_AddItemToObject(c, "delta", d);
+    cJSON_AddNullToObject(c, "finish_reason");
+    return finish(root, true);
+}
+
+char *openai_reasoning_chunk(const serve_config *cfg, const serve_request *r, const char *id, long created,
+                             const char *text, size_t len)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddItemToObject(d, "reasoning_content", string_n(text, len));
+    return delta_chunk(cfg, r, id, created, d);
+}
+
+/* {"tool_calls": [{"index": i, ...}]} with the call's id, type and name, or its arguments. */
+static cJSON *call_delta(int index, const serve_call *call, bool head)
+{
+    cJSON *d = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(d, "tool_calls"), *t = cJSON_CreateObject();
+    cJSON_AddItemToArray(a, t);
+    cJSON_AddNumberToObject(t, "index", index);
+    if (head) {
+        cJSON_AddStringToObject(t, "id", call->id);
+        cJSON_AddStringToObject(t, "type", "function");
+    }
+    cJSON *fn = cJSON_AddObjectToObject(t, "function");
+    if (head)
+        cJSON_AddStringToObject(fn, "name", call->name);
+    cJSON_AddStringToObject(fn, "arguments", head ? "" : call->arguments);
+    return d;
+}
+
+char *openai_call_chunks(const serve_config *cfg, const serve_request *r, const char *id, long created, int index,
+                         const serve_call *call)
+{
+    char *a = delta_chunk(cfg, r, id, created, call_delta(index, call, true));
+    char *b = delta_chunk(cfg, r, id, created, call_delta(index, call, false));
+    char *both = a && b ? malloc(strlen(a) + strlen(b) + 1) : NULL;
+    if (both)
+        strcat(strcpy(both, a), b);
+    free(a);
+    free(b);
+    return both;
+}
+
+void openai_add_tool_calls(void *m_, const serve_outcome *o)
+{
+    cJSON *m = m_;
+    if (o->reasoning_len)
+        cJSON_AddItemToObject(m, "reasoning_content", string_n(o->reasoning, o->reasoning_len));
+    if (!o->n_calls)
+        return;
+    cJSON *a = cJSON_AddArrayToObject(m, "tool_calls");
+    for (size_t i = 0; i < o->n_calls; i++) {
+        cJSON *t = cJSON_CreateObject(), *fn;
+        cJSON_AddItemToArray(a, t);
+        cJSON_AddStringToObject(t, "id", o->calls[i].id);
+        cJSON_AddStringToObject(t, "type", "function");
+        fn = cJSON_AddObjectToObject(t, "function");
+        cJSON_AddStringToObject(fn, "name", o->calls[i].name);
+        cJSON_AddStringToObject(fn, "arguments", o->calls[i].arguments);
+    }
+}
+
+const char *openai_finish(const serve_outcome *o)
+{
+    bool length = o->stop == GEMMA_STOP_MAX_TOKENS || o->stop == GEMMA_STOP_CONTEXT_FULL;
+    return o->n_calls && !o->cut_call ? "tool_calls" : length || o->cut_call ? "length" : "stop";
 }
 
 char *openai_usage_chunk(const serve_config *cfg, const serve_request *r, const char *id, long created,

@@ -55,6 +55,9 @@ int slots_busy(serve_slots *p);
 
 typedef enum serve_kind { SERVE_CHAT, SERVE_COMPLETION } serve_kind;
 
+/* tool_choice: "none" (tools are not shown to the model), "auto", "required", a named function. */
+typedef enum serve_tool_choice { TOOLS_NONE, TOOLS_AUTO, TOOLS_REQUIRED, TOOLS_NAMED } serve_tool_choice;
+
 /* A parsed request. Strings point into memory owned by the request. */
 typedef struct serve_request {
     serve_kind kind;
@@ -65,6 +68,12 @@ typedef struct serve_request {
     char **stops;
     size_t n_stops;
     bool stream, include_usage;
+    gemma_tool_call *calls;   /* the messages' tool_calls (chat) */
+    char *tools;              /* the request's tools as JSON text; NULL: none, or tool_choice "none" */
+    serve_tool_choice tool_choice;
+    const char *tool_name;    /* TOOLS_NAMED */
+    bool thinking;            /* reasoning_effort other than "none" (Gemma 4 thinks first) */
+    char *prefill;            /* the start of a forced tool call, placed after the prompt */
     void *json;               /* the parsed document (owns the strings) */
 } serve_request;
 
@@ -74,10 +83,21 @@ bool openai_parse(const serve_config *cfg, serve_kind kind, const char *body, si
                   char *err, size_t cap);
 void openai_request_free(serve_request *r);
 
+/* A tool call the model made (see gemma_chat_parser). */
+typedef struct serve_call {
+    char id[32];
+    char *name, *arguments;
+} serve_call;
+
 /* The generation's outcome, for the response builders. */
 typedef struct serve_outcome {
-    const char *text;
+    const char *text;         /* the answer's content */
     size_t len;
+    const char *reasoning;    /* its thoughts (may be NULL) */
+    size_t reasoning_len;
+    const serve_call *calls;
+    size_t n_calls;
+    bool cut_call;            /* generation stopped inside a call */
     gemma_stop_reason stop;
     int32_t prompt_tokens, completion_tokens;
     int32_t cached_tokens; /* prompt tokens whose evaluation was reused from the session */
@@ -96,5 +116,58 @@ char *openai_models(const serve_config *cfg, long created);
 char *openai_error(const char *message, const char *type, const char *param);
 /* "stop" or "length", as OpenAI names the reasons. */
 const char *openai_finish_reason(gemma_stop_reason r);
+
+/* ---- answers (answer.c): generated text -> content, reasoning, tool calls --------------- */
+
+/* Receives a stream event (taken over). */
+typedef void (*answer_sink)(void *user, char *event);
+
+typedef struct serve_answer {
+    const serve_config *cfg;
+    const serve_request *r;
+    const char *id;
+    long created;
+    answer_sink sink; /* NULL: collect for one response */
+    void *sink_user;
+    gemma_chat_parser *parser; /* chat only */
+    char *content, *reasoning;
+    size_t content_len, content_cap, reasoning_len, reasoning_cap;
+    serve_call *calls;
+    size_t n_calls;
+    bool failed; /* out of memory */
+    bool called; /* a forced call (tool_choice required or named) was made: stop generating */
+} serve_answer;
+
+/* prefill: text already placed after the prompt (the start of a forced call), fed to the
+ * parser first. false when out of memory. */
+bool answer_init(serve_answer *a, const serve_config *cfg, const serve_request *r, const char *id, long created,
+                 answer_sink sink, void *sink_user, const char *prefill);
+/* Generated text; nonzero when the answer is complete (a forced call was made) or cannot
+ * go on (out of memory). */
+int answer_push(serve_answer *a, const char *text, size_t len);
+/* Flushes the parser and fills o's text, reasoning, calls and cut_call (valid until answer_free). */
+void answer_finish(serve_answer *a, serve_outcome *o);
+void answer_free(serve_answer *a);
+
+/* ---- tools and reasoning (openai-tools.c) -------------------------------------------- */
+
+/* tools, tool_choice, reasoning_effort (or chat_template_kwargs.enable_thinking). */
+bool openai_parse_tools(void *doc, serve_request *r, char *err, size_t cap);
+/* A message's tool_calls, tool_call_id, name and reasoning_content into m; calls come from
+ * r->calls[*used ...]. */
+bool openai_message_tools(void *msg, size_t i, gemma_chat_message *m, serve_request *r, size_t *used, char *err,
+                          size_t cap);
+/* How many tool calls the messages carry (to size r->calls). */
+size_t openai_count_tool_calls(void *messages);
+/* Stream events for thoughts, and for a complete call (the call's id, type and name, then its
+ * arguments, as OpenAI streams them). */
+char *openai_reasoning_chunk(const serve_config *cfg, const serve_request *r, const char *id, long created,
+                             const char *text, size_t len);
+char *openai_call_chunks(const serve_config *cfg, const serve_request *r, const char *id, long created, int index,
+                         const serve_call *call);
+/* The message's tool_calls and reasoning_content in a response (m: a cJSON object). */
+void openai_add_tool_calls(void *m, const serve_outcome *o);
+/* "tool_calls" when the answer made calls, else openai_finish_reason. */
+const char *openai_finish(const serve_outcome *o);
 
 #endif
