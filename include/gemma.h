@@ -473,6 +473,8 @@ typedef struct gemma_generate_params {
     size_t n_stop_strings;
     gemma_token_fn on_token;          /* may be NULL */
     void *user;
+    int32_t max_thinking_tokens;      /* > 0: a thought (Gemma 4's <|channel> ... <channel|>) longer
+                                         than this is closed: <channel|> comes next; <= 0: no limit */
 } gemma_generate_params;
 
 /* Defaults: max_tokens 256, sampling = gemma_sampler_default_params(model). */

@@ -1,6 +1,8 @@
 /* The generation loop: sample, stream text through the detokenizer, hold back text that may
  * still become a stop string, evaluate the token, repeat until a stop condition. */
 #include "session.h"
+#include "../model/model.h"
+#include "../tokenizer/tokenizer.h"
 
 #include "../util/util.h"
 
@@ -23,7 +25,42 @@ typedef struct gen_state {
     char *text;           /* generated text not yet handed to the callback */
     size_t len, cap;
     gemma_token last;     /* last generated token */
+    gemma_token open, close; /* Gemma 4's <|channel> and <channel|> (-1: none) */
+    bool in_thought;      /* inside a thought channel */
+    int32_t n_thought;    /* tokens of it so far */
 } gen_state;
+
+/* The thought channel's markers, and whether the cache ends inside an open channel (a
+ * thinking turn already begun, e.g. a prompt that opened it). */
+static void thought_init(gen_state *g)
+{
+    const gm_vocab *v = gm_model_vocab(g->s->model);
+    g->open = gm_vocab_find(v, "<|channel>", 10);
+    g->close = gm_vocab_find(v, "<channel|>", 10);
+    if (g->open < 0 || g->close < 0)
+        g->open = g->close = -1;
+    for (int32_t i = g->s->n_past; g->open >= 0 && i-- > 0;)
+        if (g->s->history[i] == g->open || g->s->history[i] == g->close) {
+            g->in_thought = g->s->history[i] == g->open;
+            break;
+        }
+}
+
+/* The next token: sampled, or the channel's close once the thinking budget is spent. */
+static gemma_token next_token(gen_state *g)
+{
+    const int32_t budget = g->p->max_thinking_tokens;
+    gemma_token tok = g->in_thought && budget > 0 && g->n_thought >= budget
+                          ? g->close
+                          : gemma_sampler_sample(g->sampler, g->s->logits);
+    if (g->open >= 0 && (tok == g->open || tok == g->close)) {
+        g->in_thought = tok == g->open;
+        g->n_thought = 0;
+    } else if (g->in_thought) {
+        g->n_thought++;
+    }
+    return tok;
+}
 
 static gemma_status append(gen_state *g, const char *t, size_t n)
 {
@@ -103,7 +140,7 @@ static bool cancelled(const gemma_session *s)
 static gemma_status step(gen_state *g, gemma_generate_result *res, gemma_stop_reason *reason)
 {
     gemma_session *s = g->s;
-    const gemma_token tok = gemma_sampler_sample(g->sampler, s->logits);
+    const gemma_token tok = next_token(g);
     gemma_sampler_accept(g->sampler, tok);
     if (gemma_token_is_eog(s->model, tok)) {
         *reason = GEMMA_STOP_EOG;
@@ -171,7 +208,8 @@ gemma_status gemma_session_generate(gemma_session *s, const gemma_generate_param
                                params->n_stop_strings);
     if (!s->has_logits)
         return gm_session_fail(s, GEMMA_E_INVALID_ARG, "nothing has been evaluated yet: feed a prompt first");
-    gen_state g = {s, params, NULL, NULL, NULL, 0, 0, -1};
+    gen_state g = {s, params, NULL, NULL, NULL, 0, 0, -1, -1, -1, false, 0};
+    thought_init(&g);
     gemma_error e = {0};
     gemma_status st = gemma_sampler_create(&params->sampling, s->model->hp.n_vocab, &g.sampler, &e);
     if (st) {

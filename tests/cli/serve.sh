@@ -165,6 +165,8 @@ try:
         st, r = post(port, "/v1/chat/completions", {**ask, "tools": tools, "tool_choice": how})
         assert st == 200, r
         sizes[how] = r["usage"]["prompt_tokens"]
+    st, r = post(port, "/v1/chat/completions", {**ask, "reasoning_effort": "high", "max_thinking_tokens": 8})
+    assert st == 200, r  # Gemma 3 does not think: accepted, no effect
     st, r = post(port, "/v1/chat/completions", ask)
     assert sizes["none"] == r["usage"]["prompt_tokens"] < sizes["auto"], (sizes, r["usage"])
     history = {"messages": [ask["messages"][0],
@@ -198,7 +200,8 @@ try:
     for bad, field in (({"tools": tools, "tool_choice": {"type": "function", "function": {"name": "nope"}}}, "nope"),
                        ({"tool_choice": "required"}, "tool_choice"), ({"tools": {"x": 1}}, "tools"),
                        ({"tools": tools, "tool_choice": "sometimes"}, "tool_choice"),
-                       ({"reasoning_effort": "extreme"}, "reasoning_effort")):
+                       ({"reasoning_effort": "extreme"}, "reasoning_effort"),
+                       ({"max_thinking_tokens": -1}, "max_thinking_tokens")):
         assert field in error_of(*post(port, "/v1/chat/completions", {**ask, **bad}), 400)
 
     # errors: status and a message that names the problem

@@ -4,6 +4,7 @@
 #include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
 #include "util/json.h"
+#include "model-edit.h"
 
 #include <stdio.h>
 
@@ -470,6 +471,109 @@ static void test_parser(void)
     gm_json_free(cases);
 }
 
+/* The thinking budget on the small Gemma 4 reference model: after a turn that opened the
+ * thought channel, at most max_thinking_tokens tokens come before <channel|>. */
+typedef struct budget_run {
+    gemma_token ids[16];
+    int n;
+} budget_run;
+
+static int keep_id(void *user, const char *text, size_t len, gemma_token tok)
+{
+    (void)text, (void)len;
+    budget_run *b = user; /* one call per token (a final flush may repeat the last) */
+    b->ids[b->n < 16 ? b->n++ : 15] = tok;
+    return 0;
+}
+
+/* The small Gemma 4 reference model has a 512-token vocabulary without the channel markers:
+ * its last two tokens become <|channel> and <channel|> (user-defined, as in Gemma 4). */
+static bool channel_kv(void *user, gguf_writer *w, const gguf_kv *kv)
+{
+    (void)user;
+    if (gw_key_is(kv, "tokenizer.ggml.tokens") && kv->strs && kv->n >= 2 && kv->n <= 4096) {
+        static char buf[4096][32];
+        static const char *tok[4096];
+        for (uint64_t i = 0; i < kv->n; i++) {
+            snprintf(buf[i], sizeof buf[i], "%.*s", (int)(kv->strs[i].len < 31 ? kv->strs[i].len : 31),
+                     kv->strs[i].ptr);
+            tok[i] = buf[i];
+        }
+        tok[kv->n - 2] = "<|channel>";
+        tok[kv->n - 1] = "<channel|>";
+        gw_kv_arr_str(w, "tokenizer.ggml.tokens", tok, kv->n);
+        return true;
+    }
+    if (gw_key_is(kv, "tokenizer.ggml.token_type") && kv->n >= 2 && kv->n <= 4096) {
+        static int32_t ty[4096];
+        memcpy(ty, kv->data, kv->n * 4);
+        ty[kv->n - 2] = ty[kv->n - 1] = 4;
+        gw_kv_arr(w, "tokenizer.ggml.token_type", GGUF_T_INT32, ty, kv->n, 4);
+        return true;
+    }
+    return false;
+}
+
+static bool keep_tensor(void *user, gw_tensor_rec *t)
+{
+    (void)user, (void)t;
+    return false;
+}
+
+static void test_thinking_budget(void)
+{
+    char path[4096];
+    static const char *const names[] = {"g4-q4_k_m"};
+    gguf_file *f = NULL;
+    gemma_model *m = NULL;
+    if (!gm_test_ref_file(path, sizeof path, names, 1) || gguf_file_open(path, true, &f, NULL)) {
+        fprintf(stderr, "  (no Gemma 4 reference model: skipped)\n");
+        return;
+    }
+    gguf_writer w;
+    size_t len = 0;
+    gw_from_ctx(&w, f->ctx, channel_kv, keep_tensor, NULL);
+    uint8_t *bytes = gw_take(&w, &len);
+    gguf_file_close(f);
+    gemma_error lerr;
+    REQUIRE(bytes && load_bytes(bytes, len, false, &m, &lerr) == GEMMA_OK);
+    free(bytes);
+    gemma_session_params sp = gemma_session_default_params();
+    sp.n_ctx = 128;
+    sp.n_threads = 1;
+    gemma_session *s = NULL;
+    gemma_token open[32], close = -1;
+    size_t n_open = 0, n_close = 0;
+    REQUIRE(gemma_session_create(m, &sp, &s, NULL) == GEMMA_OK);
+    REQUIRE(gemma_tokenize(m, "<channel|>", 10, false, true, &close, 1, &n_close) == GEMMA_OK && n_close == 1);
+    REQUIRE(gemma_tokenize(m, "<|channel>thought\n", 18, false, true, open, 32, &n_open) == GEMMA_OK);
+    gemma_chat_message msg[] = {{.role = "user", .content = "Hi"}};
+    gemma_chat_params cp = gemma_chat_default_params();
+    cp.enable_thinking = true;
+    CHECK(gemma_session_set_chat_params(s, &cp) == GEMMA_OK);
+    for (int32_t budget = 1; budget <= 3; budget++) {
+        CHECK(gemma_session_reset(s) == GEMMA_OK && gemma_session_feed_chat(s, msg, 1) == GEMMA_OK);
+        CHECK(gemma_session_eval(s, open, n_open, NULL) == GEMMA_OK); /* the model opened its thoughts */
+        gemma_generate_params gp = gemma_generate_default_params(m);
+        budget_run b = {0};
+        gp.max_tokens = 8;
+        gp.sampling.temperature = 0;
+        gp.max_thinking_tokens = budget;
+        gp.on_token = keep_id;
+        gp.user = &b;
+        gemma_generate_result res;
+        REQUIRE(gemma_session_generate(s, &gp, &res) == GEMMA_OK);
+        int at = -1;
+        for (int i = 0; i < b.n && at < 0; i++)
+            if (b.ids[i] == close)
+                at = i;
+        CHECKF(res.stop_reason == GEMMA_STOP_EOG ? at <= budget : at >= 0 && at <= budget,
+               "budget %d: <channel|> at %d of %d", (int)budget, at, b.n);
+    }
+    gemma_session_free(s);
+    gemma_model_free(m);
+}
+
 int main(void)
 {
     size_t len;
@@ -489,6 +593,7 @@ int main(void)
     RUN(test_official_gemma4);
     RUN(test_official_gemma3);
     RUN(test_parser);
+    RUN(test_thinking_budget);
     RUN(test_real);
     RUN(test_real_injection);
     gm_vocab_free(v);

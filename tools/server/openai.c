@@ -202,6 +202,7 @@ static bool parse_sampling(const serve_config *cfg, const cJSON *doc, serve_requ
     r->gen.max_tokens = cfg->max_tokens;
     if (!get_int(doc, "max_tokens", 1, 1e9, &r->gen.max_tokens, err, cap) ||
         !get_int(doc, "max_completion_tokens", 1, 1e9, &r->gen.max_tokens, err, cap) ||
+        !get_int(doc, "max_thinking_tokens", 0, 1e9, &r->gen.max_thinking_tokens, err, cap) ||
         !get_float(doc, "temperature", 0, 100, &sp->temperature, err, cap) ||
         !get_float(doc, "top_p", 0, 1, &sp->top_p, err, cap) ||
         !get_int(doc, "top_k", 0, 1e9, &sp->top_k, err, cap) ||
