@@ -1,6 +1,8 @@
 /* Fuzz target: chat-message rendering. Byte 0 holds flags (bit 0 family: Gemma 3 with the
  * SPM vocabulary or Gemma 4 with the synthetic BPE one; bit 1 add_generation_prompt; bit 2
- * add_bos; bit 3 enable_thinking; bit 4 a NULL content). The rest is split at NUL bytes
+ * add_bos; bit 3 enable_thinking; bit 4 a NULL content; bit 5 every message also carries a
+ * tool call, reasoning and a tool_call_id from its fields; bit 6 the last field is the tools
+ * JSON; bit 7 a session's later turn). The rest is split at NUL bytes
  * into role, content, role, content, ... (at most 64 messages). Rendered text is then
  * tokenized as a session does with a chat turn (content as text, and trusted). Also fuzzes the
  * architecture-name lookup with the first field. */
@@ -50,10 +52,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         i += strlen(buf + i) + 1;
     }
     gemma_chat_message msgs[CH_MAX_MSGS];
+    gemma_tool_call calls[CH_MAX_MSGS];
+    memset(msgs, 0, sizeof msgs);
     size_t n_msgs = n_fields / 2;
     for (size_t i = 0; i < n_msgs; i++) {
         msgs[i].role = fields[2 * i];
         msgs[i].content = fields[2 * i + 1];
+        if (flags & 0x20) { /* every message also calls a tool (named by its role) with its content */
+            calls[i] = (gemma_tool_call){i % 2 ? "id" : NULL, fields[2 * i], fields[2 * i + 1]};
+            msgs[i].tool_calls = &calls[i];
+            msgs[i].n_tool_calls = 1;
+            msgs[i].reasoning = msgs[i].tool_call_id = fields[2 * i + 1];
+        }
     }
     if ((flags & 0x10) && n_msgs)
         msgs[n_msgs - 1].content = NULL;
@@ -65,7 +75,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fz_check_error(st, &err);
 
     int which = flags & 1;
-    gm_chat_opts opts = {.add_generation_prompt = flags & 2, .add_bos = flags & 4, .enable_thinking = flags & 8};
+    gm_chat_opts opts = {.add_generation_prompt = flags & 2, .add_bos = flags & 4, .enable_thinking = flags & 8,
+                         .tools = flags & 0x40 && n_fields ? fields[n_fields - 1] : NULL,
+                         .continuation = flags & 0x80};
     gm_chat_text t;
     st = gm_chat_render_marked(ch_vocab[which], which ? GM_CHAT_GEMMA4 : GM_CHAT_GEMMA3, msgs, n_msgs, &opts, &t,
                                &err);
