@@ -443,8 +443,10 @@ GEMMA_API gemma_status gemma_session_feed_text(gemma_session *s, const char *tex
 GEMMA_API gemma_status gemma_session_feed_chat(gemma_session *s, const gemma_chat_message *msgs,
                                                size_t n_msgs);
 
-/* Chat params for the following gemma_session_feed_chat calls (NULL: defaults); kept across
- * gemma_session_reset. add_bos and add_generation_prompt are ignored: the session adds BOS
+/* Chat params for the following gemma_session_feed_chat calls (NULL: defaults; tools are
+ * copied); kept across gemma_session_reset. Tool results are rendered after the assistant
+ * message that made the calls, so a tool loop on one session passes that message again:
+ * render the whole conversation with gemma_chat_tokenize instead (as gemma serve does). add_bos and add_generation_prompt are ignored: the session adds BOS
  * to an empty cache and always ends with the generation prompt. */
 GEMMA_API gemma_status gemma_session_set_chat_params(gemma_session *s, const gemma_chat_params *params);
 
