@@ -6,6 +6,7 @@
  * hyper-parameters, tensor shapes and the vocabulary rather than in weight bytes. */
 #include "fuzz-common.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 static void md_after_load(gemma_model *m)
@@ -61,7 +62,10 @@ static void md_after_load(gemma_model *m)
         gemma_sampler *smp = NULL;
         if (gemma_sampler_create(&p, n_vocab, &smp, &err) == GEMMA_OK) {
             gemma_token t = gemma_sampler_sample(smp, logits);
-            if (t < 0 || t >= n_vocab)
+            bool usable = false; /* -1 only when no logit is above -Inf */
+            for (int32_t i = 0; i < n_vocab && !usable; i++)
+                usable = logits[i] > -INFINITY;
+            if (t >= n_vocab || (t < 0 && (usable || t != -1)))
                 __builtin_trap();
             gemma_sampler_free(smp);
         }

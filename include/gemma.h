@@ -11,7 +11,9 @@
  *    Every *_free function accepts NULL.
  *  - Thread safety is stated next to each function. In short: a gemma_model is immutable
  *    after loading and may be shared by any number of threads and sessions; a
- *    gemma_session is used by one thread at a time, except gemma_session_cancel().
+ *    gemma_session is used by one thread at a time, except gemma_session_cancel(). A call
+ *    that would enter a session already inside a call (another thread, or its own on_token
+ *    callback) is refused with GEMMA_E_BUSY (see "Sessions").
  *  - The library never calls exit() or abort() and keeps no global mutable state.
  *  - Strings are UTF-8 with explicit lengths where they come from the model; invalid
  *    UTF-8 input is accepted and tokenized as bytes.
@@ -63,7 +65,8 @@ GEMMA_API const char *gemma_version(void);
     X(E_CANCELLED, -10, "cancelled")                                                         \
     X(E_ABORTED, -11, "aborted by callback")                                                 \
     X(E_CHAT, -12, "invalid chat messages")                                                  \
-    X(E_INTERNAL, -13, "internal error")
+    X(E_INTERNAL, -13, "internal error")                                                     \
+    X(E_BUSY, -14, "session is busy: another call on it is running (another thread, or on_token)")
 
 typedef enum gemma_status {
 #define GEMMA_X_ENUM(name, val, msg) GEMMA_##name = (val),
@@ -171,9 +174,20 @@ typedef struct gemma_model gemma_model;
 /* Progress of a load, in [0, 1]. Return nonzero to abort the load (GEMMA_E_ABORTED). */
 typedef int (*gemma_progress_fn)(float progress, void *user);
 
+/* use_mmap: the file is mapped read-only (default): fast to load and shared with other
+ * processes through the page cache, but the model then depends on the file for its whole
+ * life. If the file is truncated or replaced in place while mapped, the next read of a lost
+ * page raises SIGBUS in the thread that touched it (often a worker of a session's pool):
+ * the library installs no signal handlers and cannot turn that into a status code. With
+ * use_mmap = false the file is read into memory once and later changes to it cannot affect
+ * the model (the gemma tool: --no-mmap; its handler turns the SIGBUS into an E_IO message
+ * and exit status 74). Replacing a model by rename(2) is always safe: the mapping keeps the
+ * old file.
+ * validate_data: also scan every tensor (1-D norms included) for NaN/Inf; the first one
+ * found is GEMMA_E_MODEL naming the tensor, row and element (slow; default false). */
 typedef struct gemma_model_params {
     bool use_mmap;              /* map the file read-only (default); false reads it into memory */
-    bool validate_data;         /* also scan weights for NaN/Inf (slow; default false) */
+    bool validate_data;         /* also scan every tensor for NaN/Inf (slow; default false) */
     gemma_progress_fn progress; /* may be NULL */
     void *progress_user;
 } gemma_model_params;
@@ -373,7 +387,9 @@ typedef struct gemma_sampler gemma_sampler;
 GEMMA_API gemma_status gemma_sampler_create(const gemma_sampler_params *params, int32_t n_vocab,
                                             gemma_sampler **out, gemma_error *err);
 GEMMA_API void gemma_sampler_free(gemma_sampler *s);
-/* Picks a token from logits[0..n_vocab). Does not modify logits. Not thread-safe. */
+/* Picks a token from logits[0..n_vocab). Does not modify logits. Not thread-safe.
+ * Returns -1, never a token id, when s or logits is NULL or no logit is a number above
+ * -Inf (all NaN / -Inf). NaN logits are never drawn; +Inf counts as the largest float. */
 GEMMA_API gemma_token gemma_sampler_sample(gemma_sampler *s, const float *logits);
 /* Records a token for the penalty window (call for prompt and generated tokens). */
 GEMMA_API void gemma_sampler_accept(gemma_sampler *s, gemma_token token);
@@ -383,6 +399,15 @@ GEMMA_API void gemma_sampler_reset(gemma_sampler *s);
  * Sessions: one conversation with its own KV cache, over a shared model.
  * ------------------------------------------------------------------------------------ */
 typedef struct gemma_session gemma_session;
+
+/* Misuse a session detects: every call that changes it (reset, rewind, eval, feed_text,
+ * feed_chat, set_chat_params, generate) marks it busy for its duration, and a second such call meanwhile,
+ * from another thread or from inside on_token, returns GEMMA_E_BUSY at once without touching
+ * the session (the last error is left as it was). gemma_session_free during such a call
+ * cancels it and frees the session when the call returns (so freeing inside on_token is
+ * safe; the call still reports its result). Undefined, as for any C object: using a session
+ * after it was freed, and calling the read-only functions (n_past, tokens, logits,
+ * last_error, get_stats) from another thread while a call runs. */
 
 typedef enum gemma_overflow {
     GEMMA_OVERFLOW_ERROR = 0,     /* a prompt longer than the context is an error */
@@ -408,7 +433,7 @@ GEMMA_API void gemma_session_free(gemma_session *s);
 /* Detailed message for the last failed call on s ("" if none). */
 GEMMA_API const char *gemma_session_last_error(const gemma_session *s);
 
-/* Forgets the conversation (KV cache and position). */
+/* Forgets the conversation (KV cache and position). GEMMA_E_BUSY inside another call. */
 GEMMA_API gemma_status gemma_session_reset(gemma_session *s);
 
 /* Number of tokens in the KV cache (the current position). */
@@ -468,6 +493,9 @@ typedef enum gemma_stop_reason {
     GEMMA_STOP_CONTEXT_FULL  /* the context window is full */
 } gemma_stop_reason;
 
+/* max_tokens <= 0 means no limit (until EOG or the context is full), as the OpenAI API's
+ * absent max_tokens. The gemma tool's -n differs: -n 0 evaluates the prompt only (it does
+ * not call generate) and -n -1 is no limit. */
 typedef struct gemma_generate_params {
     int32_t max_tokens;               /* <= 0: until EOG or the context is full */
     gemma_sampler_params sampling;
@@ -488,13 +516,16 @@ typedef struct gemma_generate_result {
 } gemma_generate_result;
 
 /* Samples and evaluates tokens until a stop condition. Cancelling ends it with
- * GEMMA_OK and stop_reason GEMMA_STOP_CANCELLED. */
+ * GEMMA_OK and stop_reason GEMMA_STOP_CANCELLED. Logits that are NaN or Inf (broken
+ * weights) end it with GEMMA_E_MODEL and a message, never with an arbitrary token. */
 GEMMA_API gemma_status gemma_session_generate(gemma_session *s, const gemma_generate_params *params,
                                               gemma_generate_result *result);
 
 /* Asks a running eval or generate on s to stop as soon as possible. Thread-safe: may be
  * called from any thread (or a signal handler) at any time; the flag clears when the
- * next eval or generate starts. */
+ * next eval or generate starts, so a cancel that arrives between two calls is lost: a
+ * caller that must not lose it (a Ctrl-C between the prompt and the generation) keeps its
+ * own flag too, as the gemma tool does. */
 GEMMA_API void gemma_session_cancel(gemma_session *s);
 
 typedef struct gemma_session_stats {

@@ -11,11 +11,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static gemma_status read_all(int fd, const char *path, size_t size, uint8_t **out, gemma_error *err)
+/* map_errno: why mapping failed before we fell back to reading (0 when not tried). */
+static gemma_status read_all(int fd, const char *path, size_t size, int map_errno, uint8_t **out,
+                             gemma_error *err)
 {
     uint8_t *buf = malloc(size ? size : 1);
-    if (!buf)
-        return gm_fail(err, GEMMA_E_NOMEM, "cannot allocate %zu bytes to read '%s'", size, path);
+    if (!buf) {
+        if (map_errno)
+            return gm_fail(err, GEMMA_E_NOMEM, "cannot map '%s' (%s) nor allocate %zu bytes to read it",
+                           path, strerror(map_errno), size);
+        return gm_fail(err, GEMMA_E_NOMEM, "cannot allocate %zu bytes to read '%s': %s", size, path,
+                       strerror(ENOMEM));
+    }
     size_t got = 0;
     while (got < size) {
         ssize_t r = read(fd, buf + got, GM_MIN(size - got, (size_t)1 << 30));
@@ -37,7 +44,9 @@ static gemma_status read_all(int fd, const char *path, size_t size, uint8_t **ou
 static gemma_status load_bytes(const char *path, bool use_mmap, const uint8_t **data, size_t *size,
                                bool *mapped, gemma_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever,
+     * before the S_ISREG check below could refuse it. It means nothing for regular files. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return gm_fail(err, GEMMA_E_IO, "cannot open '%s': %s", path, strerror(errno));
     struct stat sb;
@@ -56,6 +65,7 @@ static gemma_status load_bytes(const char *path, bool use_mmap, const uint8_t **
     }
     *size = (size_t)sb.st_size;
     *mapped = false;
+    int map_errno = 0;
     if (use_mmap && *size > 0) {
         void *p = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p != MAP_FAILED) {
@@ -67,9 +77,10 @@ static gemma_status load_bytes(const char *path, bool use_mmap, const uint8_t **
             return GEMMA_OK;
         }
         /* Fall through: some file systems cannot be mapped; reading still works. */
+        map_errno = errno;
     }
     uint8_t *buf = NULL;
-    gemma_status st = read_all(fd, path, *size, &buf, err);
+    gemma_status st = read_all(fd, path, *size, map_errno, &buf, err);
     close(fd);
     if (!st)
         *data = buf;

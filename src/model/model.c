@@ -319,29 +319,35 @@ static gemma_status check_consumed(const gemma_model *m, gemma_error *err)
     return GEMMA_OK;
 }
 
-/* Optional full scan of the weights for NaN/Inf (validate_data). */
+/* Optional full scan of every tensor in the file for NaN/Inf (validate_data): the file's
+ * own data, so that 1-D tensors (norms, copied to F32 at bind time) are covered too. */
 static gemma_status scan_weights(const gemma_model *m, const gemma_model_params *p, gemma_error *err)
 {
-    int64_t maxk = 0;
-    for (size_t i = 0; i < m->n_bound; i++)
-        maxk = GM_MAX(maxk, m->tensors[i].ne[0]);
+    const gguf_ctx *g = m->file->ctx;
+    int64_t maxk = 1;
+    for (uint64_t i = 0; i < g->n_tensors; i++)
+        maxk = GM_MAX(maxk, g->tensors[i].ne[0]);
     float *row = gm_malloc_array((size_t)maxk, sizeof *row);
     if (!row)
         return gm_fail(err, GEMMA_E_NOMEM, "out of memory scanning weights");
     gemma_status st = GEMMA_OK;
-    for (size_t i = 0; i < m->n_bound && !st; i++) {
-        const gm_tensor *w = &m->tensors[i];
-        for (int64_t r = 0; r < w->ne[1] && !st; r++) {
-            gm_tensor_get_row(w, r, row);
-            for (int64_t k = 0; k < w->ne[0]; k++)
+    for (uint64_t i = 0; i < g->n_tensors && !st; i++) {
+        const gguf_tensor *t = &g->tensors[i];
+        const gm_tensor w = {NULL, (gm_type)t->type, {t->ne[0], 1, 1, 1},
+                             gm_row_size(gm_type_get(t->type), t->ne[0]), t->data};
+        const int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
+        for (int64_t r = 0; r < rows && !st; r++) {
+            gm_tensor_get_row(&w, r, row);
+            for (int64_t k = 0; k < t->ne[0]; k++)
                 if (!isfinite(row[k])) {
-                    st = gm_fail(err, GEMMA_E_MODEL, "tensor '%s': row %lld holds NaN or Inf",
-                                 w->name, (long long)r);
+                    st = gm_fail(err, GEMMA_E_MODEL, "tensor '%.*s': %s at row %lld, element %lld",
+                                 (int)GM_MIN(t->name.len, 200), t->name.ptr,
+                                 isnan(row[k]) ? "NaN" : "Inf", (long long)r, (long long)k);
                     break;
                 }
         }
         if (!st)
-            st = progress(p, 0.5f + 0.5f * (float)(i + 1) / (float)m->n_bound, err);
+            st = progress(p, 0.5f + 0.5f * (float)(i + 1) / (float)g->n_tensors, err);
     }
     free(row);
     return st;

@@ -6,6 +6,7 @@
 
 #include "../util/util.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 gemma_generate_params gemma_generate_default_params(const gemma_model *model)
@@ -136,10 +137,28 @@ static bool cancelled(const gemma_session *s)
     return atomic_load_explicit(&s->cancel, memory_order_relaxed) != 0;
 }
 
+/* NaN or Inf logits come only from broken weights (or a kernel bug): sampling from them
+ * would silently pick an arbitrary token. */
+static gemma_status check_logits(gemma_session *s)
+{
+    const int32_t n = s->model->hp.n_vocab;
+    for (int32_t i = 0; i < n; i++)
+        if (!isfinite(s->logits[i]))
+            return gm_session_fail(s, GEMMA_E_MODEL,
+                                   "the model computed a non-finite logit (%s for token %d) at position %d: its "
+                                   "weights hold NaN/Inf or extreme values; load with validate_data "
+                                   "(gemma --check-tensors) to find the tensor",
+                                   isnan(s->logits[i]) ? "NaN" : "Inf", (int)i, (int)s->n_past);
+    return GEMMA_OK;
+}
+
 /* One step; sets *reason when generation ends. */
 static gemma_status step(gen_state *g, gemma_generate_result *res, gemma_stop_reason *reason)
 {
     gemma_session *s = g->s;
+    gemma_status st = check_logits(s);
+    if (st)
+        return st;
     const gemma_token tok = next_token(g);
     gemma_sampler_accept(g->sampler, tok);
     if (gemma_token_is_eog(s->model, tok)) {
@@ -151,7 +170,7 @@ static gemma_status step(gen_state *g, gemma_generate_result *res, gemma_stop_re
     s->n_gen_tokens++;
     const char *t;
     size_t n;
-    gemma_status st = gemma_detok_push(g->detok, tok, &t, &n);
+    st = gemma_detok_push(g->detok, tok, &t, &n);
     if (!st)
         st = append(g, t, n);
     if (st)
@@ -187,11 +206,9 @@ static gemma_status step(gen_state *g, gemma_generate_result *res, gemma_stop_re
     return GEMMA_OK;
 }
 
-gemma_status gemma_session_generate(gemma_session *s, const gemma_generate_params *params,
+static gemma_status generate_locked(gemma_session *s, const gemma_generate_params *params,
                                     gemma_generate_result *result)
 {
-    if (!s)
-        return GEMMA_E_INVALID_ARG;
     atomic_store_explicit(&s->cancel, 0, memory_order_relaxed);
     s->err.code = GEMMA_OK;
     s->err.message[0] = '\0';
@@ -239,4 +256,10 @@ gemma_status gemma_session_generate(gemma_session *s, const gemma_generate_param
     gemma_detok_free(g.detok);
     gemma_sampler_free(g.sampler);
     return st;
+}
+
+gemma_status gemma_session_generate(gemma_session *s, const gemma_generate_params *params,
+                                    gemma_generate_result *result)
+{
+    GM_SESSION_CALL(s, generate_locked(s, params, result));
 }

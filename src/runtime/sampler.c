@@ -516,10 +516,19 @@ static gemma_token draw(gemma_sampler *s, const gm_cand *c, int32_t m)
     return c[last].id;
 }
 
+/* Whether some logit can be drawn: not NaN and not -Inf. */
+static bool any_usable(const float *l, int32_t n)
+{
+    for (int32_t i = 0; i < n; i++)
+        if (l[i] > -INFINITY)
+            return true;
+    return false;
+}
+
 gemma_token gemma_sampler_sample(gemma_sampler *s, const float *logits)
 {
-    if (!s || !logits)
-        return 0;
+    if (!s || !logits || !any_usable(logits, s->n_vocab))
+        return -1; /* never a token id: the caller must not mistake it for one */
     const int32_t n = s->n_vocab;
     const float *l = logits;
     if (penalties_on(s)) {

@@ -34,10 +34,8 @@ gemma_session_params gemma_session_default_params(void)
     return p;
 }
 
-void gemma_session_free(gemma_session *s)
+static void destroy(gemma_session *s)
 {
-    if (!s)
-        return;
     if (s->scratch)
         s->model->ops->scratch_free(s->scratch);
     gm_kvcache_free(s->kv);
@@ -46,6 +44,41 @@ void gemma_session_free(gemma_session *s)
     free(s->logits);
     free(s->chat_tools);
     free(s);
+}
+
+bool gm_session_enter(gemma_session *s)
+{
+    int idle = GM_IDLE;
+    return atomic_compare_exchange_strong(&s->busy, &idle, GM_BUSY);
+}
+
+void gm_session_leave(gemma_session *s)
+{
+    int busy = GM_BUSY;
+    if (!atomic_compare_exchange_strong(&s->busy, &busy, GM_IDLE)) /* GM_BUSY_FREE */
+        destroy(s);
+}
+
+void gemma_session_free(gemma_session *s)
+{
+    if (!s)
+        return;
+    /* Asked while a call runs (from its on_token, or another thread): that call stops as
+     * soon as it can and frees s on its way out. The cancel comes first: once the state
+     * says GM_BUSY_FREE, s may be gone. */
+    int cur = atomic_load(&s->busy);
+    if (cur == GM_BUSY)
+        gemma_session_cancel(s);
+    for (;;) {
+        if (cur == GM_IDLE && atomic_compare_exchange_weak(&s->busy, &cur, GM_FREEING)) {
+            destroy(s);
+            return;
+        }
+        if (cur == GM_BUSY && atomic_compare_exchange_weak(&s->busy, &cur, GM_BUSY_FREE))
+            return;
+        if (cur != GM_IDLE && cur != GM_BUSY)
+            return; /* already being freed */
+    }
 }
 
 static gemma_status resolve_params(const gemma_model *m, const gemma_session_params *p,
@@ -92,6 +125,7 @@ gemma_status gemma_session_create(gemma_model *model, const gemma_session_params
     s->model = model;
     s->chat = gemma_chat_default_params();
     atomic_init(&s->cancel, 0);
+    atomic_init(&s->busy, GM_IDLE);
     gm_isa isa = GM_ISA_SCALAR;
     gemma_status st = resolve_params(model, &p, s, &isa, err);
     if (!st)
@@ -116,10 +150,8 @@ gemma_status gemma_session_create(gemma_model *model, const gemma_session_params
 
 const char *gemma_session_last_error(const gemma_session *s) { return s ? s->err.message : ""; }
 
-gemma_status gemma_session_reset(gemma_session *s)
+static gemma_status reset_locked(gemma_session *s)
 {
-    if (!s)
-        return GEMMA_E_INVALID_ARG;
     s->n_past = 0;
     s->has_logits = false;
     s->in_model_turn = false;
@@ -156,10 +188,8 @@ static bool window_kept(const gemma_session *s, int32_t n_keep)
     return true;
 }
 
-gemma_status gemma_session_rewind(gemma_session *s, int32_t n_keep)
+static gemma_status rewind_locked(gemma_session *s, int32_t n_keep)
 {
-    if (!s)
-        return GEMMA_E_INVALID_ARG;
     clear_error(s);
     if (n_keep < 0 || n_keep > s->n_past)
         return gm_session_fail(s, GEMMA_E_INVALID_ARG, "rewind to %d tokens: the session holds %d", (int)n_keep,
@@ -274,11 +304,8 @@ gemma_status gm_session_eval(gemma_session *s, const gemma_token *tokens, size_t
     return st;
 }
 
-gemma_status gemma_session_eval(gemma_session *s, const gemma_token *tokens, size_t n,
-                                float *logits_all)
+static gemma_status eval_locked(gemma_session *s, const gemma_token *tokens, size_t n, float *logits_all)
 {
-    if (!s)
-        return GEMMA_E_INVALID_ARG;
     atomic_store_explicit(&s->cancel, 0, memory_order_relaxed);
     clear_error(s);
     return gm_session_eval(s, tokens, n, logits_all, false);
@@ -307,10 +334,8 @@ static gemma_status tokenize(gemma_session *s, const char *text, size_t len, boo
     return gm_session_fail(s, GEMMA_E_INTERNAL, "tokenizer size changed between passes");
 }
 
-gemma_status gemma_session_feed_text(gemma_session *s, const char *text, size_t len)
+static gemma_status feed_text_locked(gemma_session *s, const char *text, size_t len)
 {
-    if (!s)
-        return GEMMA_E_INVALID_ARG;
     atomic_store_explicit(&s->cancel, 0, memory_order_relaxed);
     clear_error(s);
     if (!text && len)
@@ -342,10 +367,8 @@ static gemma_status chat_tokens(gemma_session *s, const gemma_chat_message *msgs
     return st;
 }
 
-gemma_status gemma_session_feed_chat(gemma_session *s, const gemma_chat_message *msgs, size_t n_msgs)
+static gemma_status feed_chat_locked(gemma_session *s, const gemma_chat_message *msgs, size_t n_msgs)
 {
-    if (!s)
-        return GEMMA_E_INVALID_ARG;
     atomic_store_explicit(&s->cancel, 0, memory_order_relaxed);
     clear_error(s);
     if (!msgs || n_msgs == 0)
@@ -360,10 +383,8 @@ gemma_status gemma_session_feed_chat(gemma_session *s, const gemma_chat_message 
     return st;
 }
 
-gemma_status gemma_session_set_chat_params(gemma_session *s, const gemma_chat_params *params)
+static gemma_status set_chat_params_locked(gemma_session *s, const gemma_chat_params *params)
 {
-    if (!s)
-        return GEMMA_E_INVALID_ARG;
     gemma_chat_params p = params ? *params : gemma_chat_default_params();
     char *tools = p.tools ? strdup(p.tools) : NULL;
     if (p.tools && !tools)
@@ -373,6 +394,33 @@ gemma_status gemma_session_set_chat_params(gemma_session *s, const gemma_chat_pa
     p.tools = tools;
     s->chat = p;
     return GEMMA_OK;
+}
+
+gemma_status gemma_session_set_chat_params(gemma_session *s, const gemma_chat_params *params)
+{
+    GM_SESSION_CALL(s, set_chat_params_locked(s, params));
+}
+
+gemma_status gemma_session_reset(gemma_session *s) { GM_SESSION_CALL(s, reset_locked(s)); }
+
+gemma_status gemma_session_rewind(gemma_session *s, int32_t n_keep)
+{
+    GM_SESSION_CALL(s, rewind_locked(s, n_keep));
+}
+
+gemma_status gemma_session_eval(gemma_session *s, const gemma_token *tokens, size_t n, float *logits_all)
+{
+    GM_SESSION_CALL(s, eval_locked(s, tokens, n, logits_all));
+}
+
+gemma_status gemma_session_feed_text(gemma_session *s, const char *text, size_t len)
+{
+    GM_SESSION_CALL(s, feed_text_locked(s, text, len));
+}
+
+gemma_status gemma_session_feed_chat(gemma_session *s, const gemma_chat_message *msgs, size_t n_msgs)
+{
+    GM_SESSION_CALL(s, feed_chat_locked(s, msgs, n_msgs));
 }
 
 gemma_status gemma_session_get_stats(const gemma_session *s, gemma_session_stats *st)

@@ -141,9 +141,11 @@ gemma_status gm_compute_create(int n_threads, gm_isa isa, gm_compute **out, gemm
         for (int i = 0; i < n_threads - 1; i++) {
             c->workers[i].c = c;
             c->workers[i].ith = i + 1;
-            if (pthread_create(&c->workers[i].tid, NULL, worker_main, &c->workers[i]) != 0) {
+            int e = pthread_create(&c->workers[i].tid, NULL, worker_main, &c->workers[i]);
+            if (e != 0) {
                 gm_compute_free(c);
-                return gm_fail(err, GEMMA_E_NOMEM, "cannot start worker thread %d", i + 1);
+                return gm_fail(err, GEMMA_E_NOMEM, "cannot start worker thread %d of %d: %s", i + 1,
+                               n_threads - 1, strerror(e));
             }
             c->n_started++;
         }

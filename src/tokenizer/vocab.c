@@ -413,15 +413,20 @@ static gemma_status get_flag(const gguf_ctx *ctx, const char *key, bool *flag, g
     return st == GEMMA_E_NOT_FOUND ? GEMMA_OK : st;
 }
 
+/* Id of the token whose text is a (or b), or -1. */
+static gemma_token find_special(const gm_vocab *v, const char *a, const char *b)
+{
+    gemma_token t = gm_vocab_find(v, a, strlen(a));
+    return t < 0 && b ? gm_vocab_find(v, b, strlen(b)) : t;
+}
+
 static gemma_status load_specials(gm_vocab *v, const gguf_ctx *ctx, gemma_error *err)
 {
     gemma_token eom = -1, sep = -1, mask = -1;
-    /* defaults as llama.cpp: SPM 1/2/0 with BOS and a space prefix; gemma4 none */
+    /* SPM: BOS and a space prefix by default; gemma4 neither */
     if (v->kind == GM_VOCAB_SPM) {
-        v->bos = 1, v->eos = 2, v->unk = 0;
+        v->bos = v->eos = v->unk = -1;
         v->add_bos = true, v->add_space_prefix = true;
-        if (v->n <= 2)
-            v->bos = v->eos = v->unk = -1;
     } else {
         v->clean_spaces = true;
     }
@@ -438,10 +443,21 @@ static gemma_status load_specials(gm_vocab *v, const gguf_ctx *ctx, gemma_error 
         (st = get_flag(ctx, "tokenizer.ggml.add_eos_token", &v->add_eos, err)) ||
         (st = get_flag(ctx, "tokenizer.ggml.add_space_prefix", &v->add_space_prefix, err)))
         return st;
+    if (v->kind == GM_VOCAB_SPM) {
+        /* Ids the file leaves out come from the vocabulary's own tokens, not from llama.cpp's
+         * SPM defaults 1/2/0: in Gemma's vocabulary id 1 is <eos> and 2 is <bos>. */
+        if (v->bos < 0)
+            v->bos = find_special(v, "<bos>", "<s>");
+        if (v->eos < 0)
+            v->eos = find_special(v, "<eos>", "</s>");
+        if (v->unk < 0)
+            v->unk = find_special(v, "<unk>", NULL);
+    }
     if (v->kind == GM_VOCAB_BPE)
         v->add_bos = true; /* llama.cpp forces BOS for Gemma 4 whatever the file says */
     if (v->add_bos && v->bos < 0)
-        return gm_fail(err, GEMMA_E_MODEL, "tokenizer.ggml.bos_token_id: missing but add_bos_token is set");
+        return gm_fail(err, GEMMA_E_MODEL, "tokenizer.ggml.bos_token_id: missing, no <bos> token in the "
+                                           "vocabulary, and add_bos_token is set");
     if (v->add_eos && v->eos < 0)
         return gm_fail(err, GEMMA_E_MODEL, "tokenizer.ggml.eos_token_id: missing but add_eos_token is set");
 

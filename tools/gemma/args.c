@@ -179,11 +179,22 @@ const char *args_model_path(const char *cmd, const char *given)
     return def;
 }
 
-gemma_model *args_load_model(const char *cmd, const char *path)
+gemma_model_params args_model_params(const args_common *c)
+{
+    gemma_model_params p = gemma_model_default_params();
+    if (c) {
+        p.use_mmap = !c->no_mmap;
+        p.validate_data = c->check_tensors;
+    }
+    return p;
+}
+
+gemma_model *args_load_model(const char *cmd, const char *path, const args_common *c)
 {
     gemma_model *m = NULL;
     gemma_error err = {0};
-    gemma_status st = gemma_model_load(path, NULL, &m, &err);
+    gemma_model_params p = args_model_params(c);
+    gemma_status st = gemma_model_load(path, &p, &m, &err);
     if (st != GEMMA_OK) {
         fprintf(stderr, "gemma %s: cannot load '%s': %s\n", cmd, path,
                 err.message[0] ? err.message : gemma_strerror(st));
@@ -195,6 +206,24 @@ gemma_model *args_load_model(const char *cmd, const char *path)
     return m;
 }
 
+const char args_load_help[] =
+    "model loading:\n"
+    "      --no-mmap         read the model into memory instead of mapping it: slower to\n"
+    "                        start, but immune to the file changing on disk while it runs\n"
+    "      --check-tensors   scan every weight for NaN/Inf while loading (slow)\n"
+    "\n";
+
+/* -t beyond a few threads per CPU only makes them wait on each other: warn and cap. */
+static int32_t sane_threads(const char *cmd, int32_t n)
+{
+    const int cpus = args_online_cpus(), cap = ARGS_THREADS_PER_CPU * cpus;
+    if (n <= cap)
+        return n;
+    fprintf(stderr, "gemma %s: warning: -t %d is more than %d threads per online CPU (%d CPU%s); using %d\n",
+            cmd, (int)n, ARGS_THREADS_PER_CPU, cpus, cpus == 1 ? "" : "s", cap);
+    return cap;
+}
+
 int args_common_option(args *a, args_common *c, unsigned which)
 {
     bool ok;
@@ -202,8 +231,13 @@ int args_common_option(args *a, args_common *c, unsigned which)
         ok = (c->model = args_value(a)) != NULL;
     else if ((which & ARGS_OPT_N_PREDICT) && args_is(a, "-n", "--n-predict"))
         ok = args_int(a, -1, INT32_MAX, &c->n_predict);
-    else if ((which & ARGS_OPT_THREADS) && args_is(a, "-t", "--threads"))
+    else if ((which & ARGS_OPT_THREADS) && args_is(a, "-t", "--threads")) {
         ok = args_int(a, 1, 1024, &c->threads);
+        c->threads = sane_threads(a->cmd, c->threads);
+    } else if ((which & ARGS_OPT_LOAD) && args_is(a, "--no-mmap", NULL))
+        ok = c->no_mmap = true;
+    else if ((which & ARGS_OPT_LOAD) && args_is(a, "--check-tensors", NULL))
+        ok = c->check_tensors = true;
     else if ((which & ARGS_OPT_CTX) && args_is(a, "-c", "--ctx-size"))
         ok = args_int(a, 0, INT32_MAX, &c->ctx);
     else if ((which & ARGS_OPT_BATCH) && args_is(a, "-b", "--batch-size"))
@@ -410,4 +444,53 @@ void args_print_sampling(const gemma_sampler_params *p)
             (double)p->repeat_penalty, (int)p->penalty_last_n, (double)p->presence_penalty,
             (double)p->frequency_penalty, (unsigned long long)p->seed,
             p->temperature <= 0.0f ? " (greedy)" : "");
+}
+
+bool args_out_open(const char *cmd, const char *path, args_out *o)
+{
+    *o = (args_out){.path = path};
+    size_t n = strlen(path) + sizeof ".tmp-XXXXXX";
+    if (!(o->tmp = malloc(n))) {
+        fprintf(stderr, "gemma %s: out of memory\n", cmd);
+        return false;
+    }
+    snprintf(o->tmp, n, "%s.tmp-XXXXXX", path);
+    int fd = mkstemp(o->tmp);
+    if (fd < 0 || !(o->f = fdopen(fd, "wb"))) {
+        fprintf(stderr, "gemma %s: cannot write '%s': %s\n", cmd, path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(o->tmp);
+        }
+        free(o->tmp);
+        o->tmp = NULL;
+        return false;
+    }
+    return true;
+}
+
+bool args_out_close(const char *cmd, args_out *o, bool ok)
+{
+    if (!o->f)
+        return false;
+    /* fflush, fsync and fclose each report a write that failed late (full disk, quota). */
+    const bool wanted = ok;
+    errno = 0;
+    ok = ok && fflush(o->f) == 0 && !ferror(o->f) && fsync(fileno(o->f)) == 0;
+    int e = errno;
+    ok = fclose(o->f) == 0 && ok;
+    if (!e)
+        e = errno;
+    if (ok && rename(o->tmp, o->path) != 0) {
+        e = errno;
+        ok = false;
+    }
+    if (!ok) {
+        if (wanted)
+            fprintf(stderr, "gemma %s: cannot write '%s': %s\n", cmd, o->path, e ? strerror(e) : "write error");
+        unlink(o->tmp);
+    }
+    free(o->tmp);
+    *o = (args_out){0};
+    return ok;
 }

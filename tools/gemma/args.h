@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Exit status for a usage error (bad option or value), as getopt-style tools do. */
 #define ARGS_USAGE 2
@@ -51,15 +52,18 @@ int args_error(const char *cmd, const char *fmt, ...)
 /* The model path: the given one, or the default model when it has been fetched; NULL with
  * a message saying how to get one. */
 const char *args_model_path(const char *cmd, const char *given);
-/* Loads a model, printing a helpful message on failure. */
-gemma_model *args_load_model(const char *cmd, const char *path);
-
 /* Options several commands share; each command picks the ones it accepts. */
 typedef struct args_common {
     const char *model, *isa;
     int32_t n_predict, threads, ctx, batch;
     bool verbose;
+    bool no_mmap, check_tensors; /* gemma_model_params: !use_mmap, validate_data */
 } args_common;
+
+/* Loads a model (c may be NULL: defaults), printing a helpful message on failure. */
+gemma_model *args_load_model(const char *cmd, const char *path, const args_common *c);
+/* gemma_model_params from --no-mmap and --check-tensors (c may be NULL: defaults). */
+gemma_model_params args_model_params(const args_common *c);
 
 enum {
     ARGS_OPT_MODEL = 1u << 0,     /* -m, --model FILE */
@@ -69,8 +73,12 @@ enum {
     ARGS_OPT_BATCH = 1u << 4,     /* -b, --batch-size N */
     ARGS_OPT_ISA = 1u << 5,       /* --isa NAME */
     ARGS_OPT_VERBOSE = 1u << 6,   /* -v, --verbose */
-    ARGS_OPT_ALL = (1u << 7) - 1,
+    ARGS_OPT_LOAD = 1u << 7,      /* --no-mmap, --check-tensors */
+    ARGS_OPT_ALL = (1u << 8) - 1,
 };
+
+/* Help lines for ARGS_OPT_LOAD. */
+extern const char args_load_help[];
 
 /* 1 when the current option is one of those in `which` (consumed), 0 when it is not,
  * -1 after printing an error about its value. */
@@ -114,6 +122,22 @@ void args_print_sampling(const gemma_sampler_params *p);
 
 /* Number of online CPUs (at least 1). */
 int args_online_cpus(void);
+/* Threads beyond this many per online CPU only slow a run down (they wait on each other). */
+#define ARGS_THREADS_PER_CPU 4
+
+/* Exit status for output that could not be written (other than a closed pipe). */
+#define ARGS_EXIT_WRITE 1
+/* A file written whole or not at all: args_out_open creates a temporary file next to path;
+ * args_out_close checks every write, then renames it over path (or removes it). */
+typedef struct args_out {
+    FILE *f;
+    char *tmp;
+    const char *path;
+} args_out;
+bool args_out_open(const char *cmd, const char *path, args_out *o);
+/* ok = false: the caller gave up; the temporary file is removed and path left untouched.
+ * Returns true when path now holds everything written. */
+bool args_out_close(const char *cmd, args_out *o, bool ok);
 /* The whole of a file (or stdin for "-") as a NUL-terminated string; NULL with a message. */
 char *args_read_file(const char *cmd, const char *path, size_t *len);
 

@@ -105,7 +105,8 @@ static int parse(int argc, char **argv, bench_opts *o)
     *o = (bench_opts){.p = {512}, .n = {128}, .t = {args_online_cpus()}, .np = 1, .nn = 1,
                       .nt = 1, .reps = 5};
     while (args_next(&a)) {
-        int r = args_common_option(&a, &o->c, ARGS_OPT_MODEL | ARGS_OPT_BATCH | ARGS_OPT_ISA | ARGS_OPT_VERBOSE);
+        int r = args_common_option(&a, &o->c, ARGS_OPT_MODEL | ARGS_OPT_BATCH | ARGS_OPT_ISA | ARGS_OPT_VERBOSE |
+                                                      ARGS_OPT_LOAD);
         if (r < 0)
             return ARGS_USAGE;
         if (r > 0)
@@ -113,6 +114,7 @@ static int parse(int argc, char **argv, bench_opts *o)
         bool ok = true;
         if (args_is(&a, "-h", "--help")) {
             fputs(bench_help, stdout);
+            fputs(args_load_help, stdout);
             return -1;
         } else if (args_is(&a, "-p", "--n-prompt")) {
             ok = args_int_list(&a, 0, 1 << 20, o->p, BENCH_MAX_LIST, &o->np);
@@ -495,7 +497,7 @@ int cmd_bench(int argc, char **argv)
     if (!(b.path = args_model_path("bench", o.c.model)))
         return 1;
     double t0 = now_s();
-    if (!(b.model = args_load_model("bench", b.path)))
+    if (!(b.model = args_load_model("bench", b.path, &o.c)))
         return 1;
     b.load_s = now_s() - t0;
     gemma_model_get_info(b.model, &b.info);

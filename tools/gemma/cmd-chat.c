@@ -62,16 +62,18 @@ typedef struct chat_opts {
 /* The SIGINT handler's view: while an answer is being produced it cancels the session,
  * otherwise it asks the read loop to quit. */
 static gemma_session *volatile g_chat_session;
-static volatile sig_atomic_t g_busy, g_quit;
+static volatile sig_atomic_t g_busy, g_quit, g_interrupted;
 
 static void on_sigint(int sig)
 {
     (void)sig;
     gemma_session *s = g_chat_session;
-    if (g_busy && s)
+    if (g_busy && s) {
+        g_interrupted = 1;
         gemma_session_cancel(s);
-    else
+    } else {
         g_quit = 1;
+    }
 }
 
 static int parse(int argc, char **argv, chat_opts *o)
@@ -89,6 +91,7 @@ static int parse(int argc, char **argv, chat_opts *o)
             continue;
         if (args_is(&a, "-h", "--help")) {
             fputs(chat_help, stdout);
+            fputs(args_load_help, stdout);
             fputs(args_sampling_help, stdout);
             return -1;
         } else if (args_is(&a, "--system", NULL)) {
@@ -129,6 +132,13 @@ static char *read_message(bool tty)
         }
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             line[--n] = '\0';
+        if (memchr(line, '\0', (size_t)n)) { /* would silently cut the message short */
+            fprintf(stderr, "gemma chat: the line holds a NUL byte, which a message cannot carry; "
+                            "it was not sent\n");
+            free(line);
+            free(msg);
+            return strdup("");
+        }
         bool more = n > 0 && line[n - 1] == '\\';
         if (more) /* the backslash becomes the newline it escapes */
             line[n - 1] = '\n';
@@ -158,6 +168,7 @@ typedef struct chat_state {
     gemma_chat_parser *parser; /* this answer's: thoughts apart from the answer */
     int turn;
     bool last_newline, dim, tty;
+    int write_errno; /* stdout failed; EPIPE (reader gone) ends the chat quietly */
 } chat_state;
 
 static bool put_text(chat_state *c, const char *text, size_t len, bool dim)
@@ -165,8 +176,11 @@ static bool put_text(chat_state *c, const char *text, size_t len, bool dim)
     if (c->tty && dim != c->dim) /* thoughts in the terminal's faint style */
         fputs(dim ? "\x1b[2m" : "\x1b[0m", stdout);
     c->dim = c->tty && dim;
-    if ((len && fwrite(text, 1, len, stdout) != len) || fflush(stdout) != 0)
+    errno = 0;
+    if ((len && fwrite(text, 1, len, stdout) != len) || fflush(stdout) != 0) {
+        c->write_errno = errno ? errno : EIO;
         return false;
+    }
     if (len)
         c->last_newline = text[len - 1] == '\n';
     return true;
@@ -189,6 +203,8 @@ static int print_token(void *user, const char *text, size_t len, gemma_token tok
 {
     (void)token;
     chat_state *c = user;
+    if (g_interrupted) /* Ctrl-C just before the answer started: the session's flag was cleared */
+        return 1;
     return gemma_chat_parser_push(c->parser, text, len, on_event, c) != GEMMA_OK;
 }
 
@@ -200,17 +216,20 @@ static bool answer(chat_state *c, const char *text)
     if (gemma_session_n_past(c->s) == 0 && c->o->system)
         msgs[n++] = (gemma_chat_message){.role = "system", .content = c->o->system};
     msgs[n++] = (gemma_chat_message){.role = "user", .content = text};
+    g_interrupted = 0;
     g_busy = 1;
     gemma_status st = gemma_session_feed_chat(c->s, msgs, n);
-    if (st == GEMMA_E_CANCELLED || st == GEMMA_E_CONTEXT_FULL) {
+    if (st == GEMMA_E_CANCELLED) {
         g_busy = 0;
-        if (st == GEMMA_E_CANCELLED)
-            fprintf(stderr, "(cancelled while reading your message; the conversation was reset)\n");
-        else
-            fprintf(stderr, "the conversation no longer fits the context of %d tokens; it was "
-                            "reset (restart with a larger -c to keep more)\n",
-                    gemma_session_n_past(c->s));
+        fprintf(stderr, "(cancelled while reading your message; the conversation was reset)\n");
         gemma_session_reset(c->s);
+        return true;
+    }
+    if (st == GEMMA_E_CONTEXT_FULL) { /* nothing was evaluated: the history is intact */
+        g_busy = 0;
+        fprintf(stderr, "gemma chat: the message was not sent: %s\n  (the conversation is kept; "
+                        "send a shorter message, /reset to start over, or restart with a larger -c)\n",
+                args_session_error(c->s, st));
         return true;
     }
     if (st != GEMMA_OK) {
@@ -233,13 +252,22 @@ static bool answer(chat_state *c, const char *text)
     gp.user = c;
     c->last_newline = true;
     gemma_generate_result res = {0};
-    st = gemma_session_generate(c->s, &gp, &res);
+    if (!g_interrupted)
+        st = gemma_session_generate(c->s, &gp, &res);
+    if (g_interrupted)
+        res.stop_reason = GEMMA_STOP_CANCELLED;
     gemma_chat_parser_finish(c->parser, on_event, c, NULL);
     gemma_chat_parser_free(c->parser);
     c->parser = NULL;
     if (c->dim)
         put_text(c, "", 0, false);
     g_busy = 0;
+    if (c->write_errno) {
+        if (c->write_errno != EPIPE)
+            fprintf(stderr, "gemma chat: cannot write the answer: %s\n", strerror(c->write_errno));
+        clearerr(stdout);
+        return false;
+    }
     if (!c->last_newline)
         fputc('\n', stdout);
     fflush(stdout);
@@ -292,14 +320,14 @@ static int loop(chat_state *c)
     }
     char *line;
     while ((line = read_message(tty))) {
-        bool go = true;
+        bool go = true, failed = false;
         if (line[0] == '/')
             go = command(c, line);
         else if (line[strspn(line, " \t\n")] != '\0')
-            go = answer(c, line);
+            failed = !(go = answer(c, line));
         free(line);
         if (!go)
-            return 0;
+            return failed && c->write_errno != EPIPE ? 1 : 0;
         if (tty)
             fputc('\n', stdout);
     }
@@ -318,7 +346,7 @@ int cmd_chat(int argc, char **argv)
     if (!path)
         return 1;
     chat_state c = {.o = &o};
-    if (!(c.model = args_load_model("chat", path)))
+    if (!(c.model = args_load_model("chat", path, &o.c)))
         return 1;
     gemma_error err = {0};
     rc = 1;

@@ -24,6 +24,9 @@ static const char help[] =
     "  --tensors         also list every tensor: name, type, shape, offset, bytes\n"
     "  --kv              also list every metadata key with its value (arrays summarised)\n"
     "  --no-load         check the container only; skip loading the model\n"
+    "  --check-tensors   also scan every tensor for NaN/Inf while loading; the first bad\n"
+    "                    one is reported (tensor, row, element) and the exit status is 1\n"
+    "  --no-mmap         load the model by reading the file instead of mapping it\n"
     "  -h, --help        this text\n"
     "\n"
     "The summary shows architecture, size, layer and attention dimensions, the sliding-\n"
@@ -43,6 +46,7 @@ static const char help[] =
 typedef struct opts {
     const char *path;
     bool json, tensors, kv, load;
+    args_common load_opts; /* --no-mmap, --check-tensors */
 } opts;
 
 /* ---- what the summary holds ----------------------------------------------------------- */
@@ -222,12 +226,13 @@ static void summarise(const gemma_gguf *g, summary *s)
     }
 }
 
-static void try_load(const char *path, summary *s)
+static void try_load(const opts *o, summary *s)
 {
     gemma_model *m = NULL;
     gemma_error err = {0};
+    gemma_model_params p = args_model_params(&o->load_opts);
     s->load_tried = true;
-    s->load_status = gemma_model_load(path, NULL, &m, &err);
+    s->load_status = gemma_model_load(o->path, &p, &m, &err);
     snprintf(s->load_msg, sizeof s->load_msg, "%s", err.message[0] ? err.message : gemma_strerror(s->load_status));
     gemma_model_free(m);
 }
@@ -561,6 +566,8 @@ static int parse_opts(int argc, char **argv, opts *o)
             o->kv = true;
         } else if (args_is(&a, "--no-load", NULL)) {
             o->load = false;
+        } else if (args_common_option(&a, &o->load_opts, ARGS_OPT_LOAD) > 0) {
+            continue;
         } else if (args_is(&a, "-m", "--model")) {
             if (!(model = args_value(&a)))
                 return ARGS_USAGE;
@@ -600,7 +607,7 @@ int cmd_inspect(int argc, char **argv)
     }
     summarise(g, s);
     if (o.load)
-        try_load(o.path, s);
+        try_load(&o, s);
     if (o.json) {
         print_json(g, &o, s);
     } else {

@@ -1,5 +1,6 @@
 /* gemma logits: evaluate a token sequence and write its logits in the GREF format of
  * shared/testdata/README.md (every prompt row, then greedy tokens decoded one at a time). */
+#include "args.h"
 #include "cli.h"
 #include "gemma.h"
 
@@ -53,9 +54,13 @@ static int parse_tokens(const char *s, gemma_token **out, size_t *n)
         ids[k++] = (gemma_token)v;
     }
     free(copy);
+    if (k == 0) { /* "" or "," */
+        free(ids);
+        return -1;
+    }
     *out = ids;
     *n = k;
-    return k ? 0 : -1;
+    return 0;
 }
 
 static int argmax(const float *x, int32_t n)
@@ -124,7 +129,6 @@ static int run(const logits_opts *o, const gemma_token *toks, size_t n)
     gemma_session *s = NULL;
     float *rows = NULL;
     gemma_token *gen = NULL;
-    FILE *f = NULL;
     int rc = 1;
     if (gemma_model_load(o->model, NULL, &model, &err)) {
         fprintf(stderr, "gemma logits: %s: %s\n", o->model, err.message);
@@ -160,18 +164,16 @@ static int run(const logits_opts *o, const gemma_token *toks, size_t n)
             goto done;
         }
     }
-    if (!(f = fopen(o->out, "wb"))) {
-        fprintf(stderr, "gemma logits: cannot write %s: %s\n", o->out, strerror(errno));
+    args_out out;
+    if (!args_out_open("logits", o->out, &out))
         goto done;
-    }
+    FILE *f = out.f;
     int bad = fwrite("GREF", 1, 4, f) != 4 || write_i32(f, 1) || write_i32(f, (int32_t)n) ||
               fwrite(toks, 4, n, f) != n || write_i32(f, V) ||
               fwrite(rows, sizeof *rows * (size_t)V, n, f) != n || write_i32(f, (int32_t)o->gen) ||
               fwrite(gen, 4, (size_t)o->gen, f) != (size_t)o->gen;
-    if (fclose(f) || bad) {
-        fprintf(stderr, "gemma logits: error writing %s\n", o->out);
+    if (!args_out_close("logits", &out, !bad))
         goto done;
-    }
     for (long g = 0; g < o->gen; g++)
         printf("%d%s", (int)gen[g], g + 1 < o->gen ? "," : "\n");
     rc = 0;

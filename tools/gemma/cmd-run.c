@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "gemma.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,11 +56,15 @@ typedef struct run_opts {
 } run_opts;
 
 static gemma_session *volatile g_run_session;
+/* Ctrl-C seen: the session's cancel flag clears when the next call starts, so a Ctrl-C
+ * between the prompt and the generation is remembered here. */
+static volatile sig_atomic_t g_interrupted;
 
 static void on_sigint(int sig)
 {
     (void)sig;
     gemma_session *s = g_run_session;
+    g_interrupted = 1;
     if (s)
         gemma_session_cancel(s);
     else
@@ -83,6 +88,7 @@ static int parse(int argc, char **argv, run_opts *o)
         bool ok = true;
         if (args_is(&a, "-h", "--help")) {
             fputs(run_help, stdout);
+            fputs(args_load_help, stdout);
             fputs(args_sampling_help, stdout);
             return -1;
         } else if (args_is(&a, "-p", "--prompt")) {
@@ -125,16 +131,21 @@ static int parse(int argc, char **argv, run_opts *o)
 
 typedef struct run_out {
     bool last_newline, any, broken;
+    int write_errno; /* why stdout failed; EPIPE (reader gone, e.g. `| head`) stops quietly */
 } run_out;
 
 static int on_token(void *user, const char *text, size_t len, gemma_token token)
 {
     (void)token;
     run_out *out = user;
+    if (g_interrupted) /* a Ctrl-C just before the generation cleared the session's flag */
+        return 1;
     if (len == 0)
         return 0;
+    errno = 0;
     if (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0) {
-        out->broken = true; /* stdout closed (e.g. piped into head): stop quietly */
+        out->broken = true;
+        out->write_errno = errno ? errno : EIO;
         return 1;
     }
     out->any = true;
@@ -150,6 +161,12 @@ static int feed_prompt(gemma_session *s, const run_opts *o, const char *prompt, 
         size_t n = 0;
         if (o->system)
             msgs[n++] = (gemma_chat_message){.role = "system", .content = o->system};
+        if (memchr(prompt, '\0', len)) {
+            fprintf(stderr, "gemma run: the prompt holds a NUL byte at offset %zu, which a chat message "
+                            "cannot carry; remove it (without --chat the text is used as is)\n",
+                    (size_t)((const char *)memchr(prompt, '\0', len) - prompt));
+            return 1;
+        }
         msgs[n++] = (gemma_chat_message){.role = "user", .content = prompt};
         gemma_chat_params cp = gemma_chat_default_params();
         cp.enable_thinking = o->think;
@@ -198,10 +215,21 @@ static int generate(gemma_session *s, const gemma_model *m, const run_opts *o)
     if (o->c.verbose)
         args_print_sampling(&gp.sampling);
     gemma_generate_result res = {0};
-    gemma_status st = o->c.n_predict == 0 ? GEMMA_OK : gemma_session_generate(s, &gp, &res);
+    gemma_status st = GEMMA_OK;
+    if (g_interrupted)
+        res.stop_reason = GEMMA_STOP_CANCELLED;
+    else if (o->c.n_predict != 0)
+        st = gemma_session_generate(s, &gp, &res);
     if (out.any && !out.last_newline && !out.broken)
         fputc('\n', stdout);
     fflush(stdout);
+    if (out.write_errno == EPIPE) {
+        clearerr(stdout); /* nobody is reading: not an error */
+    } else if (out.broken) {
+        fprintf(stderr, "gemma run: cannot write the output: %s\n", strerror(out.write_errno));
+        clearerr(stdout); /* reported here, not again by main */
+        return ARGS_EXIT_WRITE;
+    }
     if (st != GEMMA_OK) {
         fprintf(stderr, "gemma run: generation failed: %s\n", args_session_error(s, st));
         return 1;
@@ -210,7 +238,7 @@ static int generate(gemma_session *s, const gemma_model *m, const run_opts *o)
         print_speed(s, o->c.n_predict == 0 ? NULL : &res);
     else if (res.stop_reason == GEMMA_STOP_CONTEXT_FULL)
         fprintf(stderr, "gemma run: stopped: the context is full; raise -c for longer output\n");
-    return res.stop_reason == GEMMA_STOP_CANCELLED ? 130 : 0;
+    return res.stop_reason == GEMMA_STOP_CANCELLED || g_interrupted ? 130 : 0;
 }
 
 int cmd_run(int argc, char **argv)
@@ -237,7 +265,7 @@ int cmd_run(int argc, char **argv)
     } else {
         len = strlen(o.prompt);
     }
-    gemma_model *m = args_load_model("run", path);
+    gemma_model *m = args_load_model("run", path, &o.c);
     gemma_session *s = NULL;
     rc = 1;
     if (!m)

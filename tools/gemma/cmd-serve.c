@@ -79,6 +79,7 @@ static int parse(int argc, char **argv, serve_opts *o)
         bool ok = true;
         if (args_is(&a, "-h", "--help")) {
             fputs(serve_help, stdout);
+            fputs(args_load_help, stdout);
             fputs(args_sampling_help, stdout);
             return -1;
         } else if (args_is(&a, "--host", NULL)) {
@@ -108,7 +109,7 @@ static int serve(serve_opts *o)
     const char *path = args_model_path("serve", o->c.model);
     if (!path)
         return 1;
-    gemma_model *m = args_load_model("serve", path);
+    gemma_model *m = args_load_model("serve", path, &o->c);
     if (!m)
         return 1;
     if (!o->threads_given) { /* share the CPUs between the sessions instead of oversubscribing */

@@ -169,7 +169,7 @@ int cmd_tokenize(int argc, char **argv)
     const char *text = file_text ? file_text : o.text;
     if (!file_text)
         len = strlen(text);
-    gemma_model *m = args_load_model("tokenize", path);
+    gemma_model *m = args_load_model("tokenize", path, NULL);
     if (!m) {
         free(file_text);
         return 1;
