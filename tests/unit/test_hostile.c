@@ -203,7 +203,7 @@ static int reenter_on_token(void *user, const char *text, size_t len, gemma_toke
     if (r->calls++)
         return 0;
     gemma_generate_params gp = gemma_generate_default_params(NULL);
-    gemma_chat_message msg = {"user", "hi"};
+    gemma_chat_message msg = {.role = "user", .content = "hi"};
     r->got[0] = gemma_session_eval(r->s, &token, 1, NULL);
     r->got[1] = gemma_session_rewind(r->s, 0);
     r->got[2] = gemma_session_reset(r->s);
