@@ -85,6 +85,8 @@ out="$("$gemma" run -m "$tmp/nan.gguf" --check-tensors -p Hi -n 2 2>&1)"; rc=$?
 rm -f "$tmp/nan.gguf" "$tmp/v.gguf"
 
 # Ctrl-C at any moment ends the run with 130, also between the prompt and the generation.
+# (job control on: a non-interactive shell's background jobs would start with SIGINT ignored)
+set -m
 lost=0
 for d in 0.3 0.5 0.7 0.9 1.1 1.3 1.6 2.0; do
     "$gemma" run -m "$model" -p "1, 2, 3, 4, 5," --temp 0 -n 2000 -c 4096 -t 2 >/dev/null 2>&1 &
@@ -94,6 +96,7 @@ for d in 0.3 0.5 0.7 0.9 1.1 1.3 1.6 2.0; do
     wait $pid; rc=$?
     [[ $rc -eq 130 ]] || { lost=1; echo "  SIGINT after ${d}s: exit $rc"; }
 done
+set +m
 [[ $lost -eq 0 ]]; check "SIGINT at 8 moments: always exit 130" $?
 
 # Chat: a message longer than the context is refused and the conversation kept; a NUL in a
