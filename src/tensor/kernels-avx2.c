@@ -9,15 +9,11 @@
  */
 #include "kernels.h"
 
-#include "quants.h"
+#include "kernels-simd.h"
 
 #include <immintrin.h>
 #include <string.h>
 
-#define AI static inline __attribute__((always_inline))
-
-AI uint16_t rd16(const void *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-AI uint32_t rd32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 AI float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
 AI float hsum(__m256 v)
@@ -59,7 +55,8 @@ AI __m256i pack32(__m256i a, __m256i b, __m256i c, __m256i d)
  * With s (Q8_1), also s = F16(d * sum(q)) of the stored (saturated) quants. */
 AI void quant_q8_x(const float *x, uint8_t *y, int64_t n, const bool s)
 {
-    const size_t bs = s ? 36 : 34;
+    const size_t bs = s ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const size_t qs = s ? offsetof(block_q8_1, qs) : offsetof(block_q8_0, qs);
     const __m256 sign = _mm256_set1_ps(-0.0f);
     for (int64_t i = 0; i < n / QK; i++, y += bs) {
         const float *xb = x + i * QK;
@@ -77,14 +74,14 @@ AI void quant_q8_x(const float *x, uint8_t *y, int64_t n, const bool s)
         __m256i q[4];
         for (int j = 0; j < 4; j++)
             q[j] = _mm256_cvtps_epi32(_mm256_mul_ps(v[j], vid));
-        _mm256_storeu_si256((__m256i *)(y + bs - 32), pack32(q[0], q[1], q[2], q[3]));
+        _mm256_storeu_si256((__m256i *)(y + qs), pack32(q[0], q[1], q[2], q[3]));
         if (s) {
             __m256i t = _mm256_setzero_si256();
             for (int j = 0; j < 4; j++) /* saturate as pack32 does */
                 t = _mm256_add_epi32(t, _mm256_max_epi32(_mm256_min_epi32(q[j], _mm256_set1_epi32(127)),
                                                          _mm256_set1_epi32(-128)));
             uint16_t sh = (uint16_t)_cvtss_sh((float)hsum_i32(t) * d, 0);
-            memcpy(y + 2, &sh, 2);
+            memcpy(y + offsetof(block_q8_1, s), &sh, 2);
         }
     }
 }
@@ -151,15 +148,7 @@ AI __m256 ld_bf16(const void *p, int64_t i)
     __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
-AI float sc_f32(const void *p, int64_t i) { return ((const float *)p)[i]; }
 AI float sc_f16(const void *p, int64_t i) { return h2f(((const uint16_t *)p)[i]); }
-AI float sc_bf16(const void *p, int64_t i)
-{
-    uint32_t u = (uint32_t)((const uint16_t *)p)[i] << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
 
 #define FLOAT_DOT(NAME, LD, SC)                                                           \
     static void NAME(int64_t n, float *s, const void *w, const void *a)                   \
@@ -186,38 +175,28 @@ FLOAT_DOT(dot_bf16, ld_bf16, sc_bf16)
 
 /* ---- Q4_0 / Q5_0 / Q8_0 x Q8_0, Q4_1 / Q5_1 x Q8_1 ---------------------------------- */
 
-enum { F_Q4_0, F_Q5_0, F_Q8_0, F_Q4_1, F_Q5_1 };
-
-AI size_t fam_bsize(int t)
-{
-    return t == F_Q4_0 ? 18 : t == F_Q5_0 ? 22 : t == F_Q4_1 ? 20 : t == F_Q5_1 ? 24 : 34;
-}
-/* Q4_1/Q5_1 quants are unsigned (0..31): they go straight into maddubs and add m * s per
- * block (s = d * sum(q) of the Q8_1 activation block). */
-AI bool fam_min(int t) { return t == F_Q4_1 || t == F_Q5_1; }
-/* Activation block: Q8_0 (d, qs) or Q8_1 (d, s, qs). */
-AI size_t fam_asize(int t) { return fam_min(t) ? 36 : 34; }
+/* Q4_1/Q5_1 quants (0..31) go straight into maddubs. */
 
 /* One weight block as 32 values in element order: q - offset, or q for Q4_1/Q5_1. */
 AI __m256i fam_weights(int t, const uint8_t *blk)
 {
     if (t == F_Q8_0)
-        return _mm256_loadu_si256((const __m256i *)(blk + 2));
-    const uint8_t *qs = blk + fam_bsize(t) - 16;
+        return _mm256_loadu_si256((const __m256i *)(blk + fam_qs(t)));
+    const uint8_t *qs = blk + fam_qs(t);
     __m128i x = _mm_loadu_si128((const __m128i *)qs);
     __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), _mm256_set1_epi8(0x0F));
     if (t == F_Q4_0)
-        return _mm256_sub_epi8(u, _mm256_set1_epi8(8));
+        return _mm256_sub_epi8(u, _mm256_set1_epi8((char)fam_offset(t)));
     if (t == F_Q4_1)
         return u;
     /* Q5: byte i takes bit i of qh as its 5th bit. */
-    __m256i hv = _mm256_set1_epi32((int)rd32(blk + (t == F_Q5_0 ? 2 : 4)));
+    __m256i hv = _mm256_set1_epi32((int)gm_rd_u32(blk + fam_qh(t)));
     __m256i sel = _mm256_shuffle_epi8(hv, _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
                                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
     const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
     __m256i hb = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(sel, bit), bit), _mm256_set1_epi8(16));
     u = _mm256_or_si256(u, hb);
-    return t == F_Q5_1 ? u : _mm256_sub_epi8(u, _mm256_set1_epi8(16));
+    return t == F_Q5_1 ? u : _mm256_sub_epi8(u, _mm256_set1_epi8((char)fam_offset(t)));
 }
 
 AI void fam_tile(int t, const int R, const int C, int64_t nb, const uint8_t *w, size_t ldw,
@@ -240,15 +219,15 @@ AI void fam_tile(int t, const int R, const int C, int64_t nb, const uint8_t *w, 
             _mm_prefetch((const char *)blk + (size_t)R * ldw, _MM_HINT_T0);
             ws[r] = fam_weights(t, blk);
             wa[r] = fam_min(t) ? ws[r] : _mm256_sign_epi8(ws[r], ws[r]);
-            dw[r] = h2f(rd16(blk));
+            dw[r] = h2f(gm_rd_u16(blk));
             if (fam_min(t))
-                mw[r] = h2f(rd16(blk + 2));
+                mw[r] = h2f(gm_rd_u16(blk + FAM_M));
         }
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++) {
             const uint8_t *ab = a + (size_t)c * lda + (size_t)b * as;
-            __m256i av = _mm256_loadu_si256((const __m256i *)(ab + as - 32));
-            float da = h2f(rd16(ab)), sa = fam_min(t) ? h2f(rd16(ab + 2)) : 0.f;
+            __m256i av = _mm256_loadu_si256((const __m256i *)(ab + fam_aqs(t)));
+            float da = h2f(gm_rd_u16(ab)), sa = fam_min(t) ? h2f(gm_rd_u16(ab + FAM_AS)) : 0.f;
 #pragma GCC unroll 2
             for (int r = 0; r < R; r++) {
                 __m256i p = _mm256_maddubs_epi16(wa[r], fam_min(t) ? av : _mm256_sign_epi8(av, ws[r]));
@@ -266,12 +245,6 @@ AI void fam_tile(int t, const int R, const int C, int64_t nb, const uint8_t *w, 
 
 /* ---- K-quants x Q8_K ----------------------------------------------------------------- */
 
-enum { F_Q4_K, F_Q6_K, F_Q2_K, F_Q3_K, F_Q5_K };
-
-AI size_t kq_bsize(int t)
-{
-    return t == F_Q2_K ? 84 : t == F_Q3_K ? 110 : t == F_Q4_K ? 144 : t == F_Q5_K ? 176 : 210;
-}
 /* Q6_K and Q3_K quants are decoded unsigned (q + 2^shift); the bias comes back out as
  * scale x bsums, shifted. The others carry a min term, dmin * mins x bsums, instead. */
 AI int kq_bias_shift(int t) { return t == F_Q6_K ? 5 : t == F_Q3_K ? 2 : 0; }
@@ -296,15 +269,10 @@ typedef struct kq_dec {
 AI void kq_decode_q45(const uint8_t *blk, const uint8_t *qh, const uint8_t *qs, kq_dec *k)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m1 = _mm256_set1_epi8(1);
-    k->d = h2f(rd16(blk));
-    k->dmin = h2f(rd16(blk + 2));
-    const uint8_t *s = blk + 4;
-    uint32_t u0 = rd32(s), u1 = rd32(s + 4), u2 = rd32(s + 8);
-    uint32_t w4[2] = { u0 & 0x3f3f3f3f, (u2 & 0x0f0f0f0f) | ((u0 >> 2) & 0x30303030) };
-    uint32_t m4w[2] = { u1 & 0x3f3f3f3f, ((u2 >> 4) & 0x0f0f0f0f) | ((u1 >> 2) & 0x30303030) };
+    k->d = h2f(gm_rd_u16(blk + offsetof(block_q4_K, d)));
+    k->dmin = h2f(gm_rd_u16(blk + offsetof(block_q4_K, dmin)));
     uint8_t sc[8], mn[8];
-    memcpy(sc, w4, 8);
-    memcpy(mn, m4w, 8);
+    q4k_scales(blk + offsetof(block_q4_K, scales), sc, mn);
     for (int j = 0; j < 8; j++) {
         _mm256_store_si256((__m256i *)k->sc[j], _mm256_set1_epi16(sc[j]));
         k->m16[2 * j] = k->m16[2 * j + 1] = mn[j];
@@ -340,9 +308,9 @@ AI void kq_scales16(__m256i s16, kq_dec *k)
 AI void kq_decode_q6(const uint8_t *blk, kq_dec *k)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
-    const uint8_t *ql = blk, *qh = blk + 128;
-    const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + 192)));
-    k->d = h2f(rd16(blk + 208));
+    const uint8_t *ql = blk + offsetof(block_q6_K, ql), *qh = blk + offsetof(block_q6_K, qh);
+    const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + offsetof(block_q6_K, scales))));
+    k->d = h2f(gm_rd_u16(blk + offsetof(block_q6_K, d)));
     k->dmin = 0.f;
     kq_scales16(s16, k);
     _mm256_store_si256((__m256i *)k->m16, s16);
@@ -365,7 +333,7 @@ AI void kq_decode_q6(const uint8_t *blk, kq_dec *k)
  * bytes 8-11 (see unpack_q3_K in quants-ref.c), four at a time. */
 AI __m128i q3k_scales(const uint8_t *s)
 {
-    const uint32_t a0 = rd32(s), a1 = rd32(s + 4), hi = rd32(s + 8);
+    const uint32_t a0 = gm_rd_u32(s), a1 = gm_rd_u32(s + 4), hi = gm_rd_u32(s + 8);
     const uint32_t m4 = 0x0f0f0f0f, m2 = 0x03030303;
     __m128i v = _mm_setr_epi32((int)((a0 & m4) | ((hi & m2) << 4)), (int)((a1 & m4) | (((hi >> 2) & m2) << 4)),
                                (int)(((a0 >> 4) & m4) | (((hi >> 4) & m2) << 4)),
@@ -377,23 +345,24 @@ AI __m128i q3k_scales(const uint8_t *s)
  * hmask bit 4h+j as bit 2 (q + 4 unsigned). */
 AI void kq_decode_q23(int t, const uint8_t *blk, kq_dec *k)
 {
-    const uint8_t *qs = blk + (t == F_Q2_K ? 16 : 32);
+    const uint8_t *qs = blk + (t == F_Q2_K ? offsetof(block_q2_K, qs) : offsetof(block_q3_K, qs));
     __m256i s16;
     if (t == F_Q2_K) {
-        k->d = h2f(rd16(blk + 80));
-        k->dmin = h2f(rd16(blk + 82));
-        const __m128i raw = _mm_loadu_si128((const __m128i *)blk), m4 = _mm_set1_epi8(0x0F);
+        k->d = h2f(gm_rd_u16(blk + offsetof(block_q2_K, d)));
+        k->dmin = h2f(gm_rd_u16(blk + offsetof(block_q2_K, dmin)));
+        const __m128i raw = _mm_loadu_si128((const __m128i *)(blk + offsetof(block_q2_K, scales)));
+        const __m128i m4 = _mm_set1_epi8(0x0F);
         s16 = _mm256_cvtepu8_epi16(_mm_and_si128(raw, m4));
         _mm256_store_si256((__m256i *)k->m16, _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), m4)));
     } else {
-        k->d = h2f(rd16(blk + 108));
+        k->d = h2f(gm_rd_u16(blk + offsetof(block_q3_K, d)));
         k->dmin = 0.f;
-        s16 = _mm256_cvtepi8_epi16(q3k_scales(blk + 96));
+        s16 = _mm256_cvtepi8_epi16(q3k_scales(blk + offsetof(block_q3_K, scales)));
         _mm256_store_si256((__m256i *)k->m16, s16);
     }
     kq_scales16(s16, k);
     const __m256i m2 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
-    const __m256i hm = _mm256_loadu_si256((const __m256i *)blk);
+    const __m256i hm = _mm256_loadu_si256((const __m256i *)(blk + offsetof(block_q3_K, hmask)));
     for (int h = 0; h < 2; h++) {
         const __m256i x = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
         for (int j = 0; j < 4; j++) {
@@ -408,9 +377,9 @@ AI void kq_decode_q23(int t, const uint8_t *blk, kq_dec *k)
 AI void kq_decode(int t, const uint8_t *blk, kq_dec *k)
 {
     if (t == F_Q4_K)
-        kq_decode_q45(blk, NULL, blk + 16, k);
+        kq_decode_q45(blk, NULL, blk + offsetof(block_q4_K, qs), k);
     else if (t == F_Q5_K)
-        kq_decode_q45(blk, blk + 16, blk + 48, k);
+        kq_decode_q45(blk, blk + offsetof(block_q5_K, qh), blk + offsetof(block_q5_K, qs), k);
     else if (t == F_Q6_K)
         kq_decode_q6(blk, k);
     else
@@ -434,17 +403,17 @@ AI void kq_tile(int t, const int R, const int C, int64_t nb, const uint8_t *w, s
             kq_decode(t, blk, &k);
 #pragma GCC unroll 4
             for (int c = 0; c < C; c++) {
-                const uint8_t *ab = a + (size_t)c * lda + (size_t)b * 292;
+                const uint8_t *ab = a + (size_t)c * lda + (size_t)b * sizeof(block_q8_K);
+                const int8_t *aq = q8k_qs(ab);
                 __m256i is = _mm256_setzero_si256();
                 for (int j = 0; j < 8; j++) {
                     __m256i p = _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(k.q + 32 * j)),
-                                                     _mm256_loadu_si256((const __m256i *)(ab + 4 + 32 * j)));
+                                                     _mm256_loadu_si256((const __m256i *)(aq + 32 * j)));
                     is = _mm256_add_epi32(is, _mm256_madd_epi16(p, _mm256_load_si256((const __m256i *)k.sc[j])));
                 }
                 __m256i ms = _mm256_madd_epi16(_mm256_load_si256((const __m256i *)k.m16),
-                                               _mm256_loadu_si256((const __m256i *)(ab + 260)));
-                float da;
-                memcpy(&da, ab, 4);
+                                               _mm256_loadu_si256((const __m256i *)q8k_bsums(ab)));
+                const float da = q8k_d(ab);
                 if (kq_bias_shift(t)) {
                     is = _mm256_sub_epi32(is, _mm256_slli_epi32(ms, kq_bias_shift(t)));
                     acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_set1_ps(k.d * da), acc[r][c]);

@@ -12,18 +12,15 @@
  */
 #include "kernels.h"
 
-#include "quants.h"
+#include "kernels-simd.h"
 
 #include <immintrin.h>
 #include <string.h>
 
-#define AI static inline __attribute__((always_inline))
 /* Matvecs stream 4 rows at a time; software prefetch runs this many 4-row tiles ahead
  * (measured: 4 streams the decode mat-vecs at up to ~7% more bandwidth than 1). */
 #define PF_TILES 4
 
-AI uint16_t rd16(const void *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-AI uint32_t rd32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 AI float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
 /* u8 x s8 -> s32 lanes (sums of 4 products) added to acc. Without VNNI the 16-bit pair sums
@@ -52,7 +49,8 @@ AI float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
  * With s (Q8_1), also s = F16(d * sum(q)) of the stored (saturated) quants. */
 AI void quant_q8_x(const float *x, uint8_t *y, int64_t n, const bool s)
 {
-    const size_t bs = s ? 36 : 34, qs = bs - 32;
+    const size_t bs = s ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const size_t qs = s ? offsetof(block_q8_1, qs) : offsetof(block_q8_0, qs);
     const __m512 sign = _mm512_set1_ps(-0.0f);
     for (int64_t i = 0; i < n / QK; i++, y += bs) {
         __m512 v0 = _mm512_loadu_ps(x + i * QK), v1 = _mm512_loadu_ps(x + i * QK + 16);
@@ -70,7 +68,7 @@ AI void quant_q8_x(const float *x, uint8_t *y, int64_t n, const bool s)
             __m512i q32 = _mm512_add_epi32(_mm512_cvtepi8_epi32(q0), _mm512_cvtepi8_epi32(q1));
             int sum = _mm512_reduce_add_epi32(q32);
             uint16_t sh = (uint16_t)_cvtss_sh((float)sum * d, 0);
-            memcpy(y + 2, &sh, 2);
+            memcpy(y + offsetof(block_q8_1, s), &sh, 2);
         }
     }
 }
@@ -136,15 +134,7 @@ AI __m512 ld_bf16(const void *p, int64_t i)
     __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i));
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
-AI float sc_f32(const void *p, int64_t i) { return ((const float *)p)[i]; }
 AI float sc_f16(const void *p, int64_t i) { return h2f(((const uint16_t *)p)[i]); }
-AI float sc_bf16(const void *p, int64_t i)
-{
-    uint32_t u = (uint32_t)((const uint16_t *)p)[i] << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
 
 #define FLOAT_DOT(NAME, LD, SC)                                                           \
     static void NAME(int64_t n, float *s, const void *w, const void *a)                   \
@@ -232,19 +222,6 @@ static void f16_gemm(int64_t n, const void *w, size_t ldw, const void *a, size_t
 
 /* ---- Q4_0 / Q5_0 / Q8_0 x Q8_0, Q4_1 / Q5_1 x Q8_1 ---------------------------------- */
 
-enum { F_Q4_0, F_Q5_0, F_Q8_0, F_Q4_1, F_Q5_1 };
-
-AI size_t fam_bsize(int t)
-{
-    return t == F_Q4_0 ? 18 : t == F_Q5_0 ? 22 : t == F_Q4_1 ? 20 : t == F_Q5_1 ? 24 : 34;
-}
-/* Q4_1/Q5_1 quants are unsigned already; they add m * s per block (s = d * sum(q) of the
- * Q8_1 activation block) instead. */
-AI bool fam_min(int t) { return t == F_Q4_1 || t == F_Q5_1; }
-AI int fam_offset(int t) { return t == F_Q4_0 ? 8 : t == F_Q5_0 ? 16 : t == F_Q8_0 ? 128 : 0; }
-/* Activation block: Q8_0 (d, qs) or Q8_1 (d, s, qs). */
-AI size_t fam_asize(int t) { return fam_min(t) ? 36 : 34; }
-
 /* Two 32-byte quant runs, stride bytes apart; the second is zero if !two. */
 AI __m512i ld_pair32(const uint8_t *p, size_t stride, bool two)
 {
@@ -259,8 +236,8 @@ AI __m512i fam_weights(int t, const uint8_t *blk, bool two)
 {
     const size_t bs = fam_bsize(t);
     if (t == F_Q8_0)
-        return _mm512_xor_si512(ld_pair32(blk + 2, 34, two), _mm512_set1_epi8((char)0x80));
-    const uint8_t *qs0 = blk + bs - 16;
+        return _mm512_xor_si512(ld_pair32(blk + fam_qs(t), bs, two), _mm512_set1_epi8((char)fam_offset(t)));
+    const uint8_t *qs0 = blk + fam_qs(t);
     __m128i x0 = _mm_loadu_si128((const __m128i *)qs0);
     __m128i x1 = two ? _mm_loadu_si128((const __m128i *)(qs0 + bs)) : _mm_setzero_si128();
     __m512i z = _mm512_castsi256_si512(_mm256_set_m128i(x1, x0));
@@ -268,10 +245,10 @@ AI __m512i fam_weights(int t, const uint8_t *blk, bool two)
     z = _mm512_mask_blend_epi64(0xCC, z, _mm512_srli_epi16(z, 4));
     z = _mm512_and_si512(z, _mm512_set1_epi8(0x0F));
     if (t == F_Q5_0 || t == F_Q5_1) {
-        const size_t qh = t == F_Q5_0 ? 2 : 4;
-        uint64_t h = rd32(blk + qh);
+        const size_t qh = fam_qh(t);
+        uint64_t h = gm_rd_u32(blk + qh);
         if (two)
-            h |= (uint64_t)rd32(blk + bs + qh) << 32;
+            h |= (uint64_t)gm_rd_u32(blk + bs + qh) << 32;
         z = _mm512_mask_add_epi8(z, (__mmask64)h, z, _mm512_set1_epi8(16));
     }
     return z;
@@ -279,8 +256,8 @@ AI __m512i fam_weights(int t, const uint8_t *blk, bool two)
 
 AI __m512 scale_pair(const uint8_t *blk, size_t bs, bool two)
 {
-    __m128i d0 = _mm_set1_epi16((short)rd16(blk));
-    __m128i d1 = two ? _mm_set1_epi16((short)rd16(blk + bs)) : _mm_setzero_si128();
+    __m128i d0 = _mm_set1_epi16((short)gm_rd_u16(blk));
+    __m128i d1 = two ? _mm_set1_epi16((short)gm_rd_u16(blk + bs)) : _mm_setzero_si128();
     return _mm512_cvtph_ps(_mm256_set_m128i(d1, d0));
 }
 
@@ -303,7 +280,7 @@ typedef struct fam_hoist {
  * row's m * s terms: row r's sum is lane r + lane 8 + r. */
 AI __m512 mins_lane(const uint8_t *blk, int r, size_t bs, bool two)
 {
-    return _mm512_maskz_mov_ps((__mmask16)(0x0101u << r), scale_pair(blk + 2, bs, two));
+    return _mm512_maskz_mov_ps((__mmask16)(0x0101u << r), scale_pair(blk + FAM_M, bs, two));
 }
 
 /* Blocks b (and b+1 when two) of an R x C tile, accumulated into acc. With pre, the weights
@@ -335,7 +312,7 @@ AI void fam_step(int t, bool vnni, const int R, const int C, int64_t b, const bo
             _mm_prefetch((const char *)blk + (size_t)R * ldw * PF_TILES, _MM_HINT_T0);
             _mm_prefetch((const char *)blk + (size_t)R * ldw * PF_TILES + 64, _MM_HINT_T0);
             if (sign_trick) {
-                __m512i s = ld_pair32(blk + 2, 34, two);
+                __m512i s = ld_pair32(blk + fam_qs(t), bs, two);
                 neg[r] = _mm512_movepi8_mask(s);
                 u[r] = _mm512_abs_epi8(s);
             } else {
@@ -350,7 +327,7 @@ AI void fam_step(int t, bool vnni, const int R, const int C, int64_t b, const bo
 #pragma GCC unroll 4
     for (int c = 0; c < C; c++) {
         const uint8_t *ab = a + (size_t)c * lda + (size_t)b * as;
-        __m512i av = ld_pair32(ab + as - 32, as, two);
+        __m512i av = ld_pair32(ab + fam_aqs(t), as, two);
         __m512 da = scale_pair(ab, as, two);
         __m512i corr = _mm512_setzero_si512();
         if (!sign_trick && fam_offset(t))
@@ -362,7 +339,7 @@ AI void fam_step(int t, bool vnni, const int R, const int C, int64_t b, const bo
             acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(dw[r], da), acc[r][c]);
         }
         if (fam_min(t))
-            macc[c] = _mm512_fmadd_ps(mw, scale_pair(ab + 2, as, two), macc[c]);
+            macc[c] = _mm512_fmadd_ps(mw, scale_pair(ab + FAM_AS, as, two), macc[c]);
     }
 }
 
@@ -434,19 +411,9 @@ AI void fam_gemm_hoisted(int t, bool vnni, int64_t nb, const uint8_t *w, size_t 
 
 /* ---- K-quants x Q8_K ----------------------------------------------------------------- */
 
-enum { F_Q4_K, F_Q6_K, F_Q2_K, F_Q3_K, F_Q5_K };
-
-AI size_t kq_bsize(int t)
-{
-    return t == F_Q2_K ? 84 : t == F_Q3_K ? 110 : t == F_Q4_K ? 144 : t == F_Q5_K ? 176 : 210;
-}
 /* Q6_K and Q3_K quants are decoded unsigned (q + 2^shift); the bias comes back out as
  * scale x bsums, shifted. The others carry a min term, dmin * mins x bsums, instead. */
 AI int kq_bias_shift(int t) { return t == F_Q6_K ? 5 : t == F_Q3_K ? 2 : 0; }
-
-/* Q8_K field offsets: f32 d, i8 qs[256], i16 bsums[16]. */
-#define Q8K_QS 4
-#define Q8K_BSUMS 260
 
 /* Decoded super-block of one row: four 64-element chunks as unsigned bytes, the per-chunk
  * 16-bit scale vectors for vpdpwssd, and the per-sub-block factors for the bsums term. */
@@ -456,24 +423,11 @@ typedef struct kq_row {
     float d, dmin;
 } kq_row;
 
-/* Q4_K 6-bit scales and mins, decoded 4 at a time from the 12-byte field. */
-AI void q4k_scales(const uint8_t *s, uint8_t sc[8], uint8_t mn[8])
-{
-    uint32_t u0 = rd32(s), u1 = rd32(s + 4), u2 = rd32(s + 8);
-    uint32_t a = u0 & 0x3f3f3f3f, b = u1 & 0x3f3f3f3f;
-    uint32_t c = (u2 & 0x0f0f0f0f) | ((u0 >> 2) & 0x30303030);
-    uint32_t d = ((u2 >> 4) & 0x0f0f0f0f) | ((u1 >> 2) & 0x30303030);
-    memcpy(sc, &a, 4);
-    memcpy(sc + 4, &c, 4);
-    memcpy(mn, &b, 4);
-    memcpy(mn + 4, &d, 4);
-}
-
 /* Q3_K's sixteen signed 6-bit scales, four bytes at a time: low nibbles from bytes 0-7,
  * the top two bits from bytes 8-11 (see unpack_q3_K in quants-ref.c). */
 AI __m128i q3k_scales(const uint8_t *s)
 {
-    const uint32_t a0 = rd32(s), a1 = rd32(s + 4), hi = rd32(s + 8);
+    const uint32_t a0 = gm_rd_u32(s), a1 = gm_rd_u32(s + 4), hi = gm_rd_u32(s + 8);
     const uint32_t m4 = 0x0f0f0f0f, m2 = 0x03030303;
     __m128i v = _mm_setr_epi32((int)((a0 & m4) | ((hi & m2) << 4)), (int)((a1 & m4) | (((hi >> 2) & m2) << 4)),
                                (int)(((a0 >> 4) & m4) | (((hi >> 4) & m2) << 4)),
@@ -499,10 +453,10 @@ AI __m512i bits_2x(const uint8_t *p, int lo, int hi, __m512i m, int up)
 AI void kq_decode_q45(const uint8_t *blk, const uint8_t *qh, const uint8_t *qs, kq_row *k)
 {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    k->d = h2f(rd16(blk));
-    k->dmin = h2f(rd16(blk + 2));
+    k->d = h2f(gm_rd_u16(blk + offsetof(block_q4_K, d)));
+    k->dmin = h2f(gm_rd_u16(blk + offsetof(block_q4_K, dmin)));
     uint8_t sc[8], mn[8];
-    q4k_scales(blk + 4, sc, mn);
+    q4k_scales(blk + offsetof(block_q4_K, scales), sc, mn);
     __m512i s16 = _mm512_cvtepu8_epi16(_mm256_castsi128_si256(_mm_loadl_epi64((const __m128i *)sc)));
     __m128i m8 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
     k->m16 = _mm256_set_m128i(_mm_unpackhi_epi16(m8, m8), _mm_unpacklo_epi16(m8, m8));
@@ -535,10 +489,10 @@ AI void kq_scales16(__m256i s16, kq_row *k)
 AI void kq_decode_q6(const uint8_t *blk, kq_row *k)
 {
     const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(3);
-    const uint8_t *ql = blk, *qh = blk + 128;
-    k->d = h2f(rd16(blk + 208));
+    const uint8_t *ql = blk + offsetof(block_q6_K, ql), *qh = blk + offsetof(block_q6_K, qh);
+    k->d = h2f(gm_rd_u16(blk + offsetof(block_q6_K, d)));
     k->dmin = 0.f;
-    k->m16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + 192)));
+    k->m16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + offsetof(block_q6_K, scales))));
     kq_scales16(k->m16, k);
 #pragma GCC unroll 2
     for (int n = 0; n < 2; n++) {
@@ -553,37 +507,39 @@ AI void kq_decode_q6(const uint8_t *blk, kq_row *k)
  * adds its hmask bit as bit 2 (q + 4 unsigned). */
 AI void kq_decode_q23(int t, const uint8_t *blk, kq_row *k)
 {
-    const uint8_t *qs = blk + (t == F_Q2_K ? 16 : 32);
+    const uint8_t *qs = blk + (t == F_Q2_K ? offsetof(block_q2_K, qs) : offsetof(block_q3_K, qs));
     __m128i s8;
     if (t == F_Q2_K) {
-        k->d = h2f(rd16(blk + 80));
-        k->dmin = h2f(rd16(blk + 82));
-        const __m128i raw = _mm_loadu_si128((const __m128i *)blk), m4 = _mm_set1_epi8(0x0F);
+        k->d = h2f(gm_rd_u16(blk + offsetof(block_q2_K, d)));
+        k->dmin = h2f(gm_rd_u16(blk + offsetof(block_q2_K, dmin)));
+        const __m128i raw = _mm_loadu_si128((const __m128i *)(blk + offsetof(block_q2_K, scales)));
+        const __m128i m4 = _mm_set1_epi8(0x0F);
         s8 = _mm_and_si128(raw, m4);
         k->m16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), m4));
     } else {
-        k->d = h2f(rd16(blk + 108));
+        k->d = h2f(gm_rd_u16(blk + offsetof(block_q3_K, d)));
         k->dmin = 0.f;
-        s8 = q3k_scales(blk + 96);
+        s8 = q3k_scales(blk + offsetof(block_q3_K, scales));
         k->m16 = _mm256_cvtepi8_epi16(s8);
     }
     kq_scales16(_mm256_cvtepi8_epi16(s8), k);
     const __m512i m2 = _mm512_set1_epi8(3), m1 = _mm512_set1_epi8(1);
+    const uint8_t *hm = blk + offsetof(block_q3_K, hmask);
 #pragma GCC unroll 4
     for (int c = 0; c < 4; c++) {
         const int h = c / 2, s = 2 * (c % 2); /* first plane of the chunk */
         k->u[c] = bits_2x(qs + 32 * h, 2 * s, 2 * s + 2, m2, 0);
         if (t == F_Q3_K)
-            k->u[c] = _mm512_or_si512(k->u[c], bits_2x(blk, 4 * h + s, 4 * h + s + 1, m1, 2));
+            k->u[c] = _mm512_or_si512(k->u[c], bits_2x(hm, 4 * h + s, 4 * h + s + 1, m1, 2));
     }
 }
 
 AI void kq_decode(int t, const uint8_t *blk, kq_row *k)
 {
     if (t == F_Q4_K)
-        kq_decode_q45(blk, NULL, blk + 16, k);
+        kq_decode_q45(blk, NULL, blk + offsetof(block_q4_K, qs), k);
     else if (t == F_Q5_K)
-        kq_decode_q45(blk, blk + 16, blk + 48, k);
+        kq_decode_q45(blk, blk + offsetof(block_q5_K, qh), blk + offsetof(block_q5_K, qs), k);
     else if (t == F_Q6_K)
         kq_decode_q6(blk, k);
     else
@@ -616,18 +572,17 @@ AI void kq_tile_x(int t, bool vnni, const int R, const int C, int64_t nb, const 
             }
 #pragma GCC unroll 4
             for (int c = 0; c < C; c++) {
-                const uint8_t *ab = a + (size_t)c * lda + (size_t)b * 292;
-                const uint8_t *aq = ab + Q8K_QS;
+                const uint8_t *ab = a + (size_t)c * lda + (size_t)b * sizeof(block_q8_K);
+                const int8_t *aq = q8k_qs(ab);
                 __m512i is = _mm512_setzero_si512();
 #pragma GCC unroll 4
                 for (int j = 0; j < 4; j++) {
                     __m512i p = _mm512_maddubs_epi16(k.u[j], _mm512_loadu_si512((const void *)(aq + 64 * j)));
                     is = dot_ww(vnni, is, p, k.sc[j]);
                 }
-                __m256i bsums = _mm256_loadu_si256((const __m256i *)(ab + Q8K_BSUMS));
+                __m256i bsums = _mm256_loadu_si256((const __m256i *)q8k_bsums(ab));
                 __m256i ms = _mm256_madd_epi16(k.m16, bsums);
-                float da;
-                memcpy(&da, ab, 4);
+                const float da = q8k_d(ab);
                 if (kq_bias_shift(t)) {
                     is = _mm512_sub_epi32(is, _mm512_zextsi256_si512(_mm256_slli_epi32(ms, kq_bias_shift(t))));
                     acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_set1_ps(k.d * da),

@@ -14,15 +14,11 @@
 
 #include "kernels.h"
 
-#include "quants.h"
+#include "kernels-simd.h"
 
 #include <arm_neon.h>
 #include <string.h>
 
-#define AI static inline __attribute__((always_inline))
-
-AI uint16_t rd16(const void *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-AI uint32_t rd32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 AI float h2f(uint16_t h) { return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0); }
 AI uint16_t f2h(float f) { return vget_lane_u16(vreinterpret_u16_f16(vcvt_f16_f32(vdupq_n_f32(f))), 0); }
 
@@ -62,7 +58,8 @@ AI int8x16_t pack16(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d)
 /* Q8_0 (s false) and Q8_1 (s = F16(d * sum of the stored quants)). */
 AI void quant_q8_x(const float *x, uint8_t *y, int64_t n, const bool s)
 {
-    const size_t bs = s ? 36 : 34;
+    const size_t bs = s ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const size_t qs = s ? offsetof(block_q8_1, qs) : offsetof(block_q8_0, qs);
     for (int64_t i = 0; i < n / QK; i++, y += bs) {
         const float *xb = x + i * QK;
         float32x4_t v[8], m = vdupq_n_f32(0.f);
@@ -78,12 +75,12 @@ AI void quant_q8_x(const float *x, uint8_t *y, int64_t n, const bool s)
         for (int h = 0; h < 2; h++)
             q[h] = pack16(cvt_rne(vmulq_n_f32(v[4 * h], id)), cvt_rne(vmulq_n_f32(v[4 * h + 1], id)),
                           cvt_rne(vmulq_n_f32(v[4 * h + 2], id)), cvt_rne(vmulq_n_f32(v[4 * h + 3], id)));
-        vst1q_s8((int8_t *)(y + bs - 32), q[0]);
-        vst1q_s8((int8_t *)(y + bs - 16), q[1]);
+        vst1q_s8((int8_t *)(y + qs), q[0]);
+        vst1q_s8((int8_t *)(y + qs + 16), q[1]);
         if (s) {
             const int sum = vaddlvq_s8(q[0]) + vaddlvq_s8(q[1]);
             const uint16_t sh = f2h((float)sum * d);
-            memcpy(y + 2, &sh, 2);
+            memcpy(y + offsetof(block_q8_1, s), &sh, 2);
         }
     }
 }
@@ -157,15 +154,7 @@ AI f8 ld_bf16(const void *p, int64_t i)
     return (f8){ vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(h), 16)),
                  vreinterpretq_f32_u32(vshll_high_n_u16(h, 16)) };
 }
-AI float sc_f32(const void *p, int64_t i) { return ((const float *)p)[i]; }
 AI float sc_f16(const void *p, int64_t i) { return h2f(((const uint16_t *)p)[i]); }
-AI float sc_bf16(const void *p, int64_t i)
-{
-    const uint32_t u = (uint32_t)((const uint16_t *)p)[i] << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
 
 #define FLOAT_DOT(NAME, LD, SC)                                                           \
     static void NAME(int64_t n, float *s, const void *w, const void *a)                   \
@@ -196,15 +185,6 @@ FLOAT_DOT(dot_bf16, ld_bf16, sc_bf16)
 
 /* ---- Q4_0 / Q5_0 / Q8_0 x Q8_0, Q4_1 / Q5_1 x Q8_1 ---------------------------------- */
 
-enum { F_Q4_0, F_Q5_0, F_Q8_0, F_Q4_1, F_Q5_1 };
-
-AI size_t fam_bsize(int t)
-{
-    return t == F_Q4_0 ? 18 : t == F_Q5_0 ? 22 : t == F_Q4_1 ? 20 : t == F_Q5_1 ? 24 : 34;
-}
-AI bool fam_min(int t) { return t == F_Q4_1 || t == F_Q5_1; }
-AI size_t fam_asize(int t) { return fam_min(t) ? 36 : 34; }
-
 static const uint8_t bit_of_lane[16] = { 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128 };
 
 /* Byte i = 16 when bit i of the 16-bit h is set (the 5th bit of Q5 quants). */
@@ -218,18 +198,18 @@ AI uint8x16_t fifth_bits(uint32_t h)
 AI void fam_weights(int t, const uint8_t *blk, int8x16_t *w0, int8x16_t *w1)
 {
     if (t == F_Q8_0) {
-        *w0 = vld1q_s8((const int8_t *)blk + 2);
-        *w1 = vld1q_s8((const int8_t *)blk + 18);
+        *w0 = vld1q_s8((const int8_t *)blk + fam_qs(t));
+        *w1 = vld1q_s8((const int8_t *)blk + fam_qs(t) + 16);
         return;
     }
-    const uint8x16_t x = vld1q_u8(blk + fam_bsize(t) - 16);
+    const uint8x16_t x = vld1q_u8(blk + fam_qs(t));
     uint8x16_t lo = vandq_u8(x, vdupq_n_u8(0x0F)), hi = vshrq_n_u8(x, 4);
     if (t == F_Q5_0 || t == F_Q5_1) {
-        const uint32_t qh = rd32(blk + (t == F_Q5_0 ? 2 : 4));
+        const uint32_t qh = gm_rd_u32(blk + fam_qh(t));
         lo = vorrq_u8(lo, fifth_bits(qh));
         hi = vorrq_u8(hi, fifth_bits(qh >> 16));
     }
-    const int8x16_t bias = vdupq_n_s8(t == F_Q4_0 ? 8 : t == F_Q5_0 ? 16 : 0);
+    const int8x16_t bias = vdupq_n_s8((int8_t)fam_offset(t));
     *w0 = vsubq_s8(s8(lo), bias);
     *w1 = vsubq_s8(s8(hi), bias);
 }
@@ -242,10 +222,10 @@ AI float fam_dot(int t, int64_t nb, const uint8_t *w, const uint8_t *a)
     for (int64_t b = 0; b < nb; b++, w += bs, a += as) {
         int8x16_t w0, w1;
         fam_weights(t, w, &w0, &w1);
-        const float sumi = (float)dot32(w0, w1, (const int8_t *)(a + as - 32));
-        const float dd = h2f(rd16(w)) * h2f(rd16(a));
+        const float sumi = (float)dot32(w0, w1, (const int8_t *)(a + fam_aqs(t)));
+        const float dd = h2f(gm_rd_u16(w)) * h2f(gm_rd_u16(a));
         if (fam_min(t))
-            sumf += dd * sumi + h2f(rd16(w + 2)) * h2f(rd16(a + 2));
+            sumf += dd * sumi + h2f(gm_rd_u16(w + FAM_M)) * h2f(gm_rd_u16(a + FAM_AS));
         else
             sumf += sumi * dd;
     }
@@ -266,11 +246,6 @@ FAM_DOT(dot_q5_1, F_Q5_1)
 
 /* ---- K-quants x Q8_K ----------------------------------------------------------------- */
 
-/* Activation super-block fields, read without assuming the struct's alignment. */
-AI float q8k_d(const uint8_t *a) { float d; memcpy(&d, a, 4); return d; }
-AI const int8_t *q8k_qs(const uint8_t *a) { return (const int8_t *)a + 4; }
-AI const int16_t *q8k_bsums(const uint8_t *a) { return (const int16_t *)(const void *)(a + 4 + QK_K); }
-
 /* sum_k m[k] * bsums[k] over the 16 sub-blocks of 16 (m as 16 unsigned bytes). */
 AI int32_t mins_x_bsums16(uint8x16_t m, const uint8_t *a)
 {
@@ -285,29 +260,20 @@ AI int32_t mins_x_bsums16(uint8x16_t m, const uint8_t *a)
     return vaddvq_s32(p);
 }
 
-/* Q4_K/Q5_K 12-byte field -> eight 6-bit scales and mins (the reference's scale_min_k4). */
-AI void k4_scales(const uint8_t *s, uint8_t sc[8], uint8_t mn[8])
-{
-    const uint32_t u0 = rd32(s), u1 = rd32(s + 4), u2 = rd32(s + 8);
-    const uint32_t w4[2] = { u0 & 0x3f3f3f3f, (u2 & 0x0f0f0f0f) | ((u0 >> 2) & 0x30303030) };
-    const uint32_t m4[2] = { u1 & 0x3f3f3f3f, ((u2 >> 4) & 0x0f0f0f0f) | ((u1 >> 2) & 0x30303030) };
-    memcpy(sc, w4, 8);
-    memcpy(mn, m4, 8);
-}
-
 /* Q4_K (qh NULL) and Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins. */
 AI float k45_dot(int64_t nb, const uint8_t *w, const uint8_t *a, const bool q5)
 {
-    const size_t bs = q5 ? 176 : 144;
+    const size_t bs = q5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
     float sumf = 0.f;
     for (int64_t i = 0; i < nb; i++, w += bs, a += sizeof(block_q8_K)) {
         uint8_t sc[8], mn[8];
-        k4_scales(w + 4, sc, mn);
+        q4k_scales(w + offsetof(block_q4_K, scales), sc, mn);
         /* 32-wide sub-block k spans bsums 2k and 2k+1: repeat each min twice */
         const uint8x8_t m8 = vld1_u8(mn);
         const int32_t sum_m = mins_x_bsums16(vzip1q_u8(vcombine_u8(m8, m8), vcombine_u8(m8, m8)), a);
-        const uint8_t *qs = w + (q5 ? 48 : 16);
-        const uint8x16_t h0 = q5 ? vld1q_u8(w + 16) : vdupq_n_u8(0), h1 = q5 ? vld1q_u8(w + 32) : vdupq_n_u8(0);
+        const uint8_t *qs = w + (q5 ? offsetof(block_q5_K, qs) : offsetof(block_q4_K, qs));
+        const uint8_t *qh = w + offsetof(block_q5_K, qh);
+        const uint8x16_t h0 = q5 ? vld1q_u8(qh) : vdupq_n_u8(0), h1 = q5 ? vld1q_u8(qh + 16) : vdupq_n_u8(0);
         const int8_t *qa = q8k_qs(a);
         int32_t sum_q = 0;
         for (int c = 0; c < 4; c++) {
@@ -326,8 +292,8 @@ AI float k45_dot(int64_t nb, const uint8_t *w, const uint8_t *a, const bool q5)
             sum_q += sc[2 * c + 1] * dot32(s8(u0), s8(u1), qa + 64 * c + 32);
         }
         const float da = q8k_d(a);
-        sumf += h2f(rd16(w)) * da * (float)sum_q;
-        sumf -= h2f(rd16(w + 2)) * da * (float)sum_m;
+        sumf += h2f(gm_rd_u16(w + offsetof(block_q4_K, d))) * da * (float)sum_q;
+        sumf -= h2f(gm_rd_u16(w + offsetof(block_q4_K, dmin))) * da * (float)sum_m;
     }
     return sumf;
 }
@@ -353,11 +319,11 @@ static void dot_q6_k(int64_t n, float *s, const void *vw, const void *va)
     const uint8_t *w = vw, *a = va;
     const int8x16_t off = vdupq_n_s8(32);
     float sumf = 0.f;
-    for (int64_t i = 0; i < n / QK_K; i++, w += 210, a += sizeof(block_q8_K)) {
-        const int8_t *sc = (const int8_t *)w + 192, *qa = q8k_qs(a);
+    for (int64_t i = 0; i < n / QK_K; i++, w += sizeof(block_q6_K), a += sizeof(block_q8_K)) {
+        const int8_t *sc = (const int8_t *)w + offsetof(block_q6_K, scales), *qa = q8k_qs(a);
         int32_t sum_q = 0;
         for (int h = 0; h < 2; h++) {
-            const uint8_t *L = w + 64 * h, *H = w + 128 + 32 * h;
+            const uint8_t *L = w + offsetof(block_q6_K, ql) + 64 * h, *H = w + offsetof(block_q6_K, qh) + 32 * h;
             for (int j = 0; j < 2; j++) {
                 uint8x16_t q[4]; /* element l+32p of this half is sub-block 8h + 2p + j */
                 q6_unpack(L, H, j, q);
@@ -368,7 +334,7 @@ static void dot_q6_k(int64_t n, float *s, const void *vw, const void *va)
                 }
             }
         }
-        sumf += h2f(rd16(w + 208)) * q8k_d(a) * (float)sum_q;
+        sumf += h2f(gm_rd_u16(w + offsetof(block_q6_K, d))) * q8k_d(a) * (float)sum_q;
     }
     *s = sumf;
 }
@@ -379,24 +345,25 @@ static void dot_q2_k(int64_t n, float *s, const void *vw, const void *va)
     const uint8_t *w = vw, *a = va;
     const uint8x16_t m3 = vdupq_n_u8(3);
     float sumf = 0.f;
-    for (int64_t i = 0; i < n / QK_K; i++, w += 84, a += sizeof(block_q8_K)) {
-        const uint8x16_t scales = vld1q_u8(w);
+    for (int64_t i = 0; i < n / QK_K; i++, w += sizeof(block_q2_K), a += sizeof(block_q8_K)) {
+        const uint8_t *sb = w + offsetof(block_q2_K, scales), *qs = w + offsetof(block_q2_K, qs);
+        const uint8x16_t scales = vld1q_u8(sb);
         const int32_t sum_m = mins_x_bsums16(vshrq_n_u8(scales, 4), a);
         const int8_t *qa = q8k_qs(a);
         int32_t sum_q = 0;
         for (int h = 0; h < 2; h++) {
-            const uint8x16_t x0 = vld1q_u8(w + 16 + 32 * h), x1 = vld1q_u8(w + 32 + 32 * h);
+            const uint8x16_t x0 = vld1q_u8(qs + 32 * h), x1 = vld1q_u8(qs + 16 + 32 * h);
             for (int j = 0; j < 4; j++) {
                 const int8x16_t sh = vdupq_n_s8((int8_t)(-2 * j)); /* negative: shift right */
                 const int k = 8 * h + 2 * j;
                 const int32x4_t d0 = dot16(vdupq_n_s32(0), s8(vandq_u8(vshlq_u8(x0, sh), m3)), vld1q_s8(qa + 16 * k));
                 const int32x4_t d1 = dot16(vdupq_n_s32(0), s8(vandq_u8(vshlq_u8(x1, sh), m3)), vld1q_s8(qa + 16 * k + 16));
-                sum_q += (w[k] & 0xF) * vaddvq_s32(d0) + (w[k + 1] & 0xF) * vaddvq_s32(d1);
+                sum_q += (sb[k] & 0xF) * vaddvq_s32(d0) + (sb[k + 1] & 0xF) * vaddvq_s32(d1);
             }
         }
         const float da = q8k_d(a);
-        sumf += h2f(rd16(w + 80)) * da * (float)sum_q;
-        sumf -= h2f(rd16(w + 82)) * da * (float)sum_m;
+        sumf += h2f(gm_rd_u16(w + offsetof(block_q2_K, d))) * da * (float)sum_q;
+        sumf -= h2f(gm_rd_u16(w + offsetof(block_q2_K, dmin))) * da * (float)sum_m;
     }
     *s = sumf;
 }
@@ -407,18 +374,19 @@ static void dot_q3_k(int64_t n, float *s, const void *vw, const void *va)
     const uint8_t *w = vw, *a = va;
     const uint8x16_t m3 = vdupq_n_u8(3), four = vdupq_n_u8(4);
     float sumf = 0.f;
-    for (int64_t i = 0; i < n / QK_K; i++, w += 110, a += sizeof(block_q8_K)) {
-        const uint8_t *sb = w + 96;
+    for (int64_t i = 0; i < n / QK_K; i++, w += sizeof(block_q3_K), a += sizeof(block_q8_K)) {
+        const uint8_t *sb = w + offsetof(block_q3_K, scales), *qs = w + offsetof(block_q3_K, qs);
+        const uint8_t *hm = w + offsetof(block_q3_K, hmask);
         int sc[16];
         for (int k = 0; k < 16; k++) {
             const int low4 = k < 8 ? (sb[k] & 0xF) : (sb[k - 8] >> 4);
             sc[k] = (low4 | (((sb[8 + k % 4] >> (2 * (k / 4))) & 3) << 4)) - 32;
         }
-        const uint8x16_t hm0 = vld1q_u8(w), hm1 = vld1q_u8(w + 16);
+        const uint8x16_t hm0 = vld1q_u8(hm), hm1 = vld1q_u8(hm + 16);
         const int8_t *qa = q8k_qs(a);
         int32_t sum_q = 0;
         for (int h = 0; h < 2; h++) {
-            const uint8x16_t x0 = vld1q_u8(w + 32 + 32 * h), x1 = vld1q_u8(w + 48 + 32 * h);
+            const uint8x16_t x0 = vld1q_u8(qs + 32 * h), x1 = vld1q_u8(qs + 16 + 32 * h);
             for (int j = 0; j < 4; j++) {
                 const int8x16_t sh = vdupq_n_s8((int8_t)(-2 * j));
                 const uint8x16_t bit = vdupq_n_u8((uint8_t)(1u << (4 * h + j)));
@@ -429,14 +397,12 @@ static void dot_q3_k(int64_t n, float *s, const void *vw, const void *va)
                 sum_q += sc[k + 1] * vaddvq_s32(dot16(vdupq_n_s32(0), s8(q1), vld1q_s8(qa + 16 * k + 16)));
             }
         }
-        sumf += h2f(rd16(w + 108)) * q8k_d(a) * (float)sum_q;
+        sumf += h2f(gm_rd_u16(w + offsetof(block_q3_K, d))) * q8k_d(a) * (float)sum_q;
     }
     *s = sumf;
 }
 
 /* ---- K-quant tiles: each weight super-block is decoded once for up to 8 columns ------- */
-
-enum { F_Q2_K, F_Q3_K, F_Q4_K, F_Q5_K, F_Q6_K };
 
 /* One super-block as int8 quants in element order and per-16 scales and mins (the 32-wide
  * types repeat theirs), so one column loop serves every K type. */
@@ -446,24 +412,19 @@ typedef struct kq_dec {
     float d, dmin;
 } kq_dec;
 
-AI size_t kq_bsize(int t)
-{
-    return t == F_Q2_K ? 84 : t == F_Q3_K ? 110 : t == F_Q4_K ? 144 : t == F_Q5_K ? 176 : 210;
-}
-AI bool kq_min(int t) { return t == F_Q2_K || t == F_Q4_K || t == F_Q5_K; }
-
 AI void kq_decode_q45(const uint8_t *w, kq_dec *k, const bool q5)
 {
     uint8_t sc[8], mn[8];
-    k4_scales(w + 4, sc, mn);
+    q4k_scales(w + offsetof(block_q4_K, scales), sc, mn);
     for (int j = 0; j < 16; j++) {
         k->sc[j] = sc[j / 2];
         k->mn[j] = mn[j / 2];
     }
-    k->d = h2f(rd16(w));
-    k->dmin = h2f(rd16(w + 2));
-    const uint8_t *qs = w + (q5 ? 48 : 16);
-    const uint8x16_t h0 = q5 ? vld1q_u8(w + 16) : vdupq_n_u8(0), h1 = q5 ? vld1q_u8(w + 32) : vdupq_n_u8(0);
+    k->d = h2f(gm_rd_u16(w + offsetof(block_q4_K, d)));
+    k->dmin = h2f(gm_rd_u16(w + offsetof(block_q4_K, dmin)));
+    const uint8_t *qs = w + (q5 ? offsetof(block_q5_K, qs) : offsetof(block_q4_K, qs));
+    const uint8_t *qh = w + offsetof(block_q5_K, qh);
+    const uint8x16_t h0 = q5 ? vld1q_u8(qh) : vdupq_n_u8(0), h1 = q5 ? vld1q_u8(qh + 16) : vdupq_n_u8(0);
     const uint8x16_t m4 = vdupq_n_u8(0x0F), sixteen = vdupq_n_u8(16);
     for (int c = 0; c < 4; c++) {
         const uint8x16_t x0 = vld1q_u8(qs + 32 * c), x1 = vld1q_u8(qs + 32 * c + 16);
@@ -482,11 +443,11 @@ AI void kq_decode_q45(const uint8_t *w, kq_dec *k, const bool q5)
 AI void kq_decode_q6(const uint8_t *w, kq_dec *k)
 {
     for (int j = 0; j < 16; j++)
-        k->sc[j] = ((const int8_t *)w)[192 + j];
-    k->d = h2f(rd16(w + 208));
+        k->sc[j] = ((const int8_t *)w)[offsetof(block_q6_K, scales) + j];
+    k->d = h2f(gm_rd_u16(w + offsetof(block_q6_K, d)));
     k->dmin = 0.f;
     for (int h = 0; h < 2; h++) {
-        const uint8_t *L = w + 64 * h, *H = w + 128 + 32 * h;
+        const uint8_t *L = w + offsetof(block_q6_K, ql) + 64 * h, *H = w + offsetof(block_q6_K, qh) + 32 * h;
         for (int j = 0; j < 2; j++) {
             uint8x16_t q[4];
             q6_unpack(L, H, j, q);
@@ -500,25 +461,27 @@ AI void kq_decode_q6(const uint8_t *w, kq_dec *k)
 AI void kq_decode_q23(const uint8_t *w, kq_dec *k, const bool q3)
 {
     const uint8x16_t m3 = vdupq_n_u8(3), four = vdupq_n_u8(4);
-    const uint8_t *qs = w + (q3 ? 32 : 16);
+    const uint8_t *qs = w + (q3 ? offsetof(block_q3_K, qs) : offsetof(block_q2_K, qs));
     if (q3) {
-        const uint8_t *sb = w + 96;
+        const uint8_t *sb = w + offsetof(block_q3_K, scales);
         for (int j = 0; j < 16; j++) {
             const int low4 = j < 8 ? (sb[j] & 0xF) : (sb[j - 8] >> 4);
             k->sc[j] = (int16_t)((low4 | (((sb[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32);
             k->mn[j] = 0;
         }
-        k->d = h2f(rd16(w + 108));
+        k->d = h2f(gm_rd_u16(w + offsetof(block_q3_K, d)));
         k->dmin = 0.f;
     } else {
+        const uint8_t *sb = w + offsetof(block_q2_K, scales);
         for (int j = 0; j < 16; j++) {
-            k->sc[j] = w[j] & 0xF;
-            k->mn[j] = w[j] >> 4;
+            k->sc[j] = sb[j] & 0xF;
+            k->mn[j] = sb[j] >> 4;
         }
-        k->d = h2f(rd16(w + 80));
-        k->dmin = h2f(rd16(w + 82));
+        k->d = h2f(gm_rd_u16(w + offsetof(block_q2_K, d)));
+        k->dmin = h2f(gm_rd_u16(w + offsetof(block_q2_K, dmin)));
     }
-    const uint8x16_t hm0 = q3 ? vld1q_u8(w) : vdupq_n_u8(0), hm1 = q3 ? vld1q_u8(w + 16) : vdupq_n_u8(0);
+    const uint8_t *hm = w + offsetof(block_q3_K, hmask);
+    const uint8x16_t hm0 = q3 ? vld1q_u8(hm) : vdupq_n_u8(0), hm1 = q3 ? vld1q_u8(hm + 16) : vdupq_n_u8(0);
     for (int h = 0; h < 2; h++) {
         const uint8x16_t x0 = vld1q_u8(qs + 32 * h), x1 = vld1q_u8(qs + 32 * h + 16);
         for (int j = 0; j < 4; j++) {

@@ -151,56 +151,24 @@ gm_isa gm_isa_detect(void)
     return GM_ISA_SCALAR;
 }
 
-/* Scalar entries: one small wrapper per (weight type, activation type), so the table keeps
- * the type-free signatures the drivers call. */
-#define REF_ENTRY(T, A)                                                                   \
-    static void ref_quant_##T(const float *x, void *y, int64_t n)                         \
-    {                                                                                     \
-        gm_quantize_row_ref(GM_TYPE_##A, x, y, n);                                        \
-    }                                                                                     \
-    static void ref_dot_##T(int64_t n, float *s, const void *w, const void *a)            \
-    {                                                                                     \
-        *s = gm_vec_dot_ref(GM_TYPE_##T, n, w, a);                                        \
+/* Scalar entries: every weight type of the type table gets its reference dot and the
+ * reference quantizer of the activation type it takes. */
+static void install_ref(gm_kernels *k)
+{
+    for (uint32_t id = 0; id < GM_TYPE_COUNT; id++) {
+        const gm_type_traits *t = gm_type_get(id);
+        if (!t || !t->weight)
+            continue;
+        k->type[id].quantize = gm_quantize_ref_fn(t->vec_dot_type);
+        k->type[id].vec_dot = gm_vec_dot_ref_fn((gm_type)id);
     }
-
-REF_ENTRY(F32, F32)
-REF_ENTRY(F16, F16)
-REF_ENTRY(BF16, BF16)
-REF_ENTRY(Q4_0, Q8_0)
-REF_ENTRY(Q4_1, Q8_1)
-REF_ENTRY(Q5_0, Q8_0)
-REF_ENTRY(Q5_1, Q8_1)
-REF_ENTRY(Q8_0, Q8_0)
-REF_ENTRY(Q2_K, Q8_K)
-REF_ENTRY(Q3_K, Q8_K)
-REF_ENTRY(Q4_K, Q8_K)
-REF_ENTRY(Q5_K, Q8_K)
-REF_ENTRY(Q6_K, Q8_K)
-
-#define SET_REF(k, T)                                                                     \
-    do {                                                                                  \
-        (k)->type[GM_TYPE_##T].quantize = ref_quant_##T;                                  \
-        (k)->type[GM_TYPE_##T].vec_dot = ref_dot_##T;                                     \
-        (k)->type[GM_TYPE_##T].gemm = NULL;                                               \
-    } while (0)
+}
 
 void gm_kernels_init(gm_kernels *k, gm_isa isa)
 {
     memset(k, 0, sizeof *k);
     k->isa = GM_ISA_SCALAR;
-    SET_REF(k, F32);
-    SET_REF(k, F16);
-    SET_REF(k, BF16);
-    SET_REF(k, Q4_0);
-    SET_REF(k, Q4_1);
-    SET_REF(k, Q5_0);
-    SET_REF(k, Q5_1);
-    SET_REF(k, Q8_0);
-    SET_REF(k, Q2_K);
-    SET_REF(k, Q3_K);
-    SET_REF(k, Q4_K);
-    SET_REF(k, Q5_K);
-    SET_REF(k, Q6_K);
+    install_ref(k);
     if (!gm_isa_supported(isa))
         return;
 #ifdef GM_X86

@@ -19,6 +19,7 @@
 #include "util/util.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------------------------------- */
@@ -536,4 +537,61 @@ float gm_vec_dot_ref(gm_type wtype, int64_t n, const void *w, const void *a)
         return dot_k_q8_K(wtype, n / QK_K, w, a);
     default: return 0.0f; /* not a weight type */
     }
+}
+
+int gm_block_scale_fields(gm_type wtype, size_t off[2])
+{
+#define F2(B, a, b) return (off[0] = offsetof(B, a), off[1] = offsetof(B, b), 2)
+#define F1(B, a) return (off[0] = offsetof(B, a), 1)
+    switch (wtype) {
+    case GM_TYPE_Q4_0: F1(block_q4_0, d);
+    case GM_TYPE_Q4_1: F2(block_q4_1, d, m);
+    case GM_TYPE_Q5_0: F1(block_q5_0, d);
+    case GM_TYPE_Q5_1: F2(block_q5_1, d, m);
+    case GM_TYPE_Q8_0: F1(block_q8_0, d);
+    case GM_TYPE_Q2_K: F2(block_q2_K, d, dmin);
+    case GM_TYPE_Q3_K: F1(block_q3_K, d);
+    case GM_TYPE_Q4_K: F2(block_q4_K, d, dmin);
+    case GM_TYPE_Q5_K: F2(block_q5_K, d, dmin);
+    case GM_TYPE_Q6_K: F1(block_q6_K, d);
+    default: return 0;
+    }
+#undef F1
+#undef F2
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Type-bound entry points for the kernel table                                               */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Every type listed once: activation types (quantizers) and weight types (dots). */
+#define REF_ACT_TYPES(X) X(F32) X(F16) X(BF16) X(Q8_0) X(Q8_1) X(Q8_K)
+#define REF_WEIGHT_TYPES(X)                                                                  \
+    X(F32) X(F16) X(BF16) X(Q4_0) X(Q4_1) X(Q5_0) X(Q5_1) X(Q8_0) X(Q2_K) X(Q3_K) X(Q4_K)   \
+    X(Q5_K) X(Q6_K)
+
+#define REF_QUANT(T)                                                                         \
+    static void ref_quant_##T(const float *x, void *y, int64_t n) { gm_quantize_row_ref(GM_TYPE_##T, x, y, n); }
+#define REF_DOT(T)                                                                           \
+    static void ref_dot_##T(int64_t n, float *s, const void *w, const void *a)               \
+    {                                                                                        \
+        *s = gm_vec_dot_ref(GM_TYPE_##T, n, w, a);                                           \
+    }
+#define REF_QUANT_SLOT(T) [GM_TYPE_##T] = ref_quant_##T,
+#define REF_DOT_SLOT(T) [GM_TYPE_##T] = ref_dot_##T,
+
+REF_ACT_TYPES(REF_QUANT)
+REF_WEIGHT_TYPES(REF_DOT)
+
+static const gm_quantize_fn ref_quants[GM_TYPE_COUNT] = { REF_ACT_TYPES(REF_QUANT_SLOT) };
+static const gm_vec_dot_fn ref_dots[GM_TYPE_COUNT] = { REF_WEIGHT_TYPES(REF_DOT_SLOT) };
+
+gm_quantize_fn gm_quantize_ref_fn(gm_type act_type)
+{
+    return (unsigned)act_type < GM_TYPE_COUNT ? ref_quants[act_type] : NULL;
+}
+
+gm_vec_dot_fn gm_vec_dot_ref_fn(gm_type wtype)
+{
+    return (unsigned)wtype < GM_TYPE_COUNT ? ref_dots[wtype] : NULL;
 }

@@ -9,6 +9,7 @@
 
 #include "types.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define QK 32   /* elements per block of the 32-wide formats */
@@ -52,5 +53,17 @@ void gm_quantize_row_ref(gm_type act_type, const float *src, void *dst, int64_t 
 /* Dot product of one weight row of type wtype (n elements) with an activation row already
  * quantized to gm_type_get(wtype)->vec_dot_type. */
 float gm_vec_dot_ref(gm_type wtype, int64_t n, const void *w, const void *a);
+
+/* Byte offsets of the F16 scale fields (d, then dmin or m) in one block of weight type
+ * wtype; returns how many (0 for float and unknown types). */
+int gm_block_scale_fields(gm_type wtype, size_t off[2]);
+
+/* The two functions above with the type bound, in the kernel table's signatures (kernels.h):
+ * the quantizer for activation type act_type and the dot for weight type wtype, or NULL for
+ * types without one. The scalar kernel set is built from these over the type table. */
+typedef void (*gm_quantize_fn)(const float *x, void *y, int64_t n);
+typedef void (*gm_vec_dot_fn)(int64_t n, float *s, const void *w, const void *a);
+gm_quantize_fn gm_quantize_ref_fn(gm_type act_type);
+gm_vec_dot_fn gm_vec_dot_ref_fn(gm_type wtype);
 
 #endif

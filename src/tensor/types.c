@@ -1,7 +1,10 @@
 /* The ggml type table (docs: gemma-spec.md section 2.1). Sizes match ggml-common.h so that
  * tensor byte sizes computed from a GGUF header agree with llama.cpp for every type, even
- * the ones we cannot compute with (those have weight == false and are rejected later). */
+ * the ones we cannot compute with (those have weight == false and are rejected later); the
+ * types we compute with take theirs from the block structs in quants.h. */
 #include "types.h"
+
+#include "quants.h"
 
 #define W(nm, b, s, vd) { nm, b, s, true, vd }   /* weight type we compute with */
 #define T(nm, b, s) { nm, b, s, false, GM_TYPE_F32 } /* known type, not computable */
@@ -10,20 +13,20 @@
 static const gm_type_traits type_table[GM_TYPE_COUNT] = {
     [0] = W("F32", 1, 4, GM_TYPE_F32),
     [1] = W("F16", 1, 2, GM_TYPE_F16),
-    [2] = W("Q4_0", 32, 18, GM_TYPE_Q8_0),
-    [3] = W("Q4_1", 32, 20, GM_TYPE_Q8_1),
+    [2] = W("Q4_0", QK, sizeof(block_q4_0), GM_TYPE_Q8_0),
+    [3] = W("Q4_1", QK, sizeof(block_q4_1), GM_TYPE_Q8_1),
     [4] = REMOVED, /* Q4_2 */
     [5] = REMOVED, /* Q4_3 */
-    [6] = W("Q5_0", 32, 22, GM_TYPE_Q8_0),
-    [7] = W("Q5_1", 32, 24, GM_TYPE_Q8_1),
-    [8] = W("Q8_0", 32, 34, GM_TYPE_Q8_0),
-    [9] = T("Q8_1", 32, 36), /* activation only */
-    [10] = W("Q2_K", 256, 84, GM_TYPE_Q8_K),
-    [11] = W("Q3_K", 256, 110, GM_TYPE_Q8_K),
-    [12] = W("Q4_K", 256, 144, GM_TYPE_Q8_K),
-    [13] = W("Q5_K", 256, 176, GM_TYPE_Q8_K),
-    [14] = W("Q6_K", 256, 210, GM_TYPE_Q8_K),
-    [15] = T("Q8_K", 256, 292), /* activation only */
+    [6] = W("Q5_0", QK, sizeof(block_q5_0), GM_TYPE_Q8_0),
+    [7] = W("Q5_1", QK, sizeof(block_q5_1), GM_TYPE_Q8_1),
+    [8] = W("Q8_0", QK, sizeof(block_q8_0), GM_TYPE_Q8_0),
+    [9] = T("Q8_1", QK, sizeof(block_q8_1)), /* activation only */
+    [10] = W("Q2_K", QK_K, sizeof(block_q2_K), GM_TYPE_Q8_K),
+    [11] = W("Q3_K", QK_K, sizeof(block_q3_K), GM_TYPE_Q8_K),
+    [12] = W("Q4_K", QK_K, sizeof(block_q4_K), GM_TYPE_Q8_K),
+    [13] = W("Q5_K", QK_K, sizeof(block_q5_K), GM_TYPE_Q8_K),
+    [14] = W("Q6_K", QK_K, sizeof(block_q6_K), GM_TYPE_Q8_K),
+    [15] = T("Q8_K", QK_K, sizeof(block_q8_K)), /* activation only */
     [16] = T("IQ2_XXS", 256, 66),
     [17] = T("IQ2_XS", 256, 74),
     [18] = T("IQ3_XXS", 256, 98),

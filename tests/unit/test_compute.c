@@ -60,18 +60,13 @@ static void *make_weights(gm_type t, int64_t K, int64_t N, size_t *row_bytes)
         return w;
     }
     for (size_t i = 0; i < *row_bytes * (size_t)N; i++) w[i] = (uint8_t)rnd_u32();
-    int off[2] = { 0, -1 };
-    switch (t) {
-    case GM_TYPE_Q4_K: off[1] = 2; break;
-    case GM_TYPE_Q6_K: off[0] = 208; break;
-    default: break;
-    }
+    size_t off[2];
+    const int nf = gm_block_scale_fields(t, off);
     for (size_t b = 0; b < (size_t)(K / tt->blck) * (size_t)N; b++)
-        for (int f = 0; f < 2; f++)
-            if (off[f] >= 0) {
-                uint16_t h = gm_f32_to_f16(0.01f + 0.05f * (rnd_f() + 1.f));
-                memcpy(w + b * tt->type_size + (size_t)off[f], &h, 2);
-            }
+        for (int f = 0; f < nf; f++) {
+            uint16_t h = gm_f32_to_f16(0.01f + 0.05f * (rnd_f() + 1.f));
+            memcpy(w + b * tt->type_size + off[f], &h, 2);
+        }
     return w;
 }
 

@@ -8,26 +8,6 @@
 #include <stdint.h>
 
 
-static const gm_type wtypes[] = { GM_TYPE_F32,  GM_TYPE_F16,  GM_TYPE_BF16, GM_TYPE_Q4_0, GM_TYPE_Q4_1,
-                                  GM_TYPE_Q5_0, GM_TYPE_Q5_1, GM_TYPE_Q8_0, GM_TYPE_Q2_K, GM_TYPE_Q3_K,
-                                  GM_TYPE_Q4_K, GM_TYPE_Q5_K, GM_TYPE_Q6_K };
-
-/* Byte offsets of the F16 scale fields in one block, so random blocks get finite scales. */
-static void scale_fields(gm_type t, int off[2], int *n)
-{
-    *n = 1;
-    off[1] = -1;
-    switch (t) {
-    case GM_TYPE_Q4_0: case GM_TYPE_Q5_0: case GM_TYPE_Q8_0: off[0] = 0; break;
-    case GM_TYPE_Q4_1: case GM_TYPE_Q5_1: off[0] = 0; off[1] = 2; *n = 2; break;
-    case GM_TYPE_Q2_K: off[0] = 80; off[1] = 82; *n = 2; break;
-    case GM_TYPE_Q3_K: off[0] = 108; break;
-    case GM_TYPE_Q4_K: case GM_TYPE_Q5_K: off[0] = 0; off[1] = 2; *n = 2; break;
-    case GM_TYPE_Q6_K: off[0] = 208; break;
-    default: *n = 0;
-    }
-}
-
 /* mode 0: random; 1: zeros; 2: extreme quants (all bytes 0x00 / 0xFF / 0x80 patterns). */
 static void make_weights(gm_type t, uint8_t *w, int64_t n, int mode)
 {
@@ -47,13 +27,13 @@ static void make_weights(gm_type t, uint8_t *w, int64_t n, int mode)
     static const uint8_t pat[3] = { 0x00, 0xFF, 0x80 };
     for (size_t i = 0; i < bytes; i++)
         w[i] = mode == 1 ? 0 : mode == 2 ? pat[(i / 7) % 3] : (uint8_t)rnd_u32();
-    int off[2], nf;
-    scale_fields(t, off, &nf);
+    size_t off[2];
+    const int nf = gm_block_scale_fields(t, off);
     for (int64_t b = 0; b < n / tt->blck; b++)
         for (int f = 0; f < nf; f++) {
             float v = mode == 2 ? (f ? -0.5f : 2.f) : rnd_f() * 0.1f;
             uint16_t h = gm_f32_to_f16(v);
-            memcpy(w + (size_t)b * tt->type_size + (size_t)off[f], &h, 2);
+            memcpy(w + (size_t)b * tt->type_size + off[f], &h, 2);
         }
 }
 
@@ -164,10 +144,12 @@ static void test_all_isas(void)
         if (!gm_isa_supported((gm_isa)i)) continue;
         gm_kernels_init(&k, (gm_isa)i);
         CHECK(k.isa == (gm_isa)i);
-        for (size_t j = 0; j < sizeof wtypes / sizeof wtypes[0]; j++) {
-            const gm_type_kernels *e = &k.type[wtypes[j]];
+        for (uint32_t id = 0; id < GM_TYPE_COUNT; id++) { /* every weight type of the table */
+            const gm_type_traits *tt = gm_type_get(id);
+            if (!tt || !tt->weight) continue;
+            const gm_type_kernels *e = &k.type[id];
             CHECK(e->quantize && e->vec_dot);
-            if (e->quantize && e->vec_dot) check_type(&ref, &k, wtypes[j]);
+            if (e->quantize && e->vec_dot) check_type(&ref, &k, (gm_type)id);
         }
         fprintf(stderr, "checked %s\n", gm_isa_name((gm_isa)i));
     }

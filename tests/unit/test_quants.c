@@ -37,21 +37,6 @@ static const gm_type weight_types[] = {
 };
 #define N_WEIGHT_TYPES (sizeof weight_types / sizeof weight_types[0])
 
-/* Byte offsets of the F16 scale fields (d, dmin, m) inside one block, -1 terminated. */
-static const int *f16_fields(gm_type t)
-{
-    static const int at0[] = {0, -1}, at01[] = {0, 2, -1}, q2k[] = {80, 82, -1}, q3k[] = {108, -1},
-                     q6k[] = {208, -1}, none[] = {-1};
-    switch (t) {
-    case GM_TYPE_Q4_0: case GM_TYPE_Q5_0: case GM_TYPE_Q8_0: return at0;
-    case GM_TYPE_Q4_1: case GM_TYPE_Q5_1: case GM_TYPE_Q4_K: case GM_TYPE_Q5_K: return at01;
-    case GM_TYPE_Q2_K: return q2k;
-    case GM_TYPE_Q3_K: return q3k;
-    case GM_TYPE_Q6_K: return q6k;
-    default: return none;
-    }
-}
-
 /* A random weight row of type t: random quant bits, sane random F16 scales. */
 static void *random_weight_row(gm_type t, int64_t n, rng *r)
 {
@@ -69,9 +54,10 @@ static void *random_weight_row(gm_type t, int64_t n, rng *r)
     }
     for (size_t i = 0; i < bytes; i++) p[i] = (uint8_t)rng_u64(r);
     for (size_t b = 0; b < bytes / tt->type_size; b++) {
-        for (const int *f = f16_fields(t); *f >= 0; f++) {
+        size_t off[2];
+        for (int f = 0, nf = gm_block_scale_fields(t, off); f < nf; f++) {
             const uint16_t h = gm_f32_to_f16((rng_f(r) + 1.5f) * 0.01f);
-            memcpy(p + b * tt->type_size + (size_t)*f, &h, 2);
+            memcpy(p + b * tt->type_size + off[f], &h, 2);
         }
     }
     return p;
