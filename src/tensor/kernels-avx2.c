@@ -7,14 +7,16 @@
  * columns, and the K-quants decode one super-block of a row into a small aligned buffer
  * of unsigned bytes and 16-bit scale vectors that every column then reads.
  */
-#include "kernels.h"
+#include "kernels-x86.h"
 
-#include "kernels-simd.h"
-
-#include <immintrin.h>
 #include <string.h>
 
-AI float h2f(uint16_t h) { return _cvtsh_ss(h); }
+/* The float vector of FLOAT_DOT (kernels-x86.h). */
+#define VF __m256
+#define VF_N 8
+#define vf_zero _mm256_setzero_ps
+#define vf_fma _mm256_fmadd_ps
+#define vf_add _mm256_add_ps
 
 AI float hsum(__m256 v)
 {
@@ -148,26 +150,6 @@ AI __m256 ld_bf16(const void *p, int64_t i)
     __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
-AI float sc_f16(const void *p, int64_t i) { return h2f(((const uint16_t *)p)[i]); }
-
-#define FLOAT_DOT(NAME, LD, SC)                                                           \
-    static void NAME(int64_t n, float *s, const void *w, const void *a)                   \
-    {                                                                                     \
-        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;                       \
-        int64_t i = 0;                                                                    \
-        for (; i + 32 <= n; i += 32) {                                                    \
-            s0 = _mm256_fmadd_ps(LD(w, i), LD(a, i), s0);                                 \
-            s1 = _mm256_fmadd_ps(LD(w, i + 8), LD(a, i + 8), s1);                         \
-            s2 = _mm256_fmadd_ps(LD(w, i + 16), LD(a, i + 16), s2);                       \
-            s3 = _mm256_fmadd_ps(LD(w, i + 24), LD(a, i + 24), s3);                       \
-        }                                                                                 \
-        for (; i + 8 <= n; i += 8)                                                        \
-            s0 = _mm256_fmadd_ps(LD(w, i), LD(a, i), s0);                                 \
-        float r = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));      \
-        for (; i < n; i++)                                                                \
-            r += SC(w, i) * SC(a, i);                                                     \
-        *s = r;                                                                           \
-    }
 
 FLOAT_DOT(dot_f32, ld_f32, sc_f32)
 FLOAT_DOT(dot_f16, ld_f16, sc_f16)
@@ -329,18 +311,6 @@ AI void kq_decode_q6(const uint8_t *blk, kq_dec *k)
     }
 }
 
-/* Q3_K's sixteen signed 6-bit scales: low nibbles from bytes 0-7, the top two bits from
- * bytes 8-11 (see unpack_q3_K in quants-ref.c), four at a time. */
-AI __m128i q3k_scales(const uint8_t *s)
-{
-    const uint32_t a0 = gm_rd_u32(s), a1 = gm_rd_u32(s + 4), hi = gm_rd_u32(s + 8);
-    const uint32_t m4 = 0x0f0f0f0f, m2 = 0x03030303;
-    __m128i v = _mm_setr_epi32((int)((a0 & m4) | ((hi & m2) << 4)), (int)((a1 & m4) | (((hi >> 2) & m2) << 4)),
-                               (int)(((a0 >> 4) & m4) | (((hi >> 4) & m2) << 4)),
-                               (int)(((a1 >> 4) & m4) | (((hi >> 6) & m2) << 4)));
-    return _mm_sub_epi8(v, _mm_set1_epi8(32));
-}
-
 /* Q2_K and Q3_K: 2-bit planes (half h, shift 2j -> elements 128h + 32j ..); Q3_K adds its
  * hmask bit 4h+j as bit 2 (q + 4 unsigned). */
 AI void kq_decode_q23(int t, const uint8_t *blk, kq_dec *k)
@@ -431,55 +401,20 @@ AI void kq_tile(int t, const int R, const int C, int64_t nb, const uint8_t *w, s
 
 /* ---- tile drivers -------------------------------------------------------------------- */
 
-#define GEMM_DRIVER(NAME, TILE, T, QK_)                                                   \
-    static void NAME##_t(int64_t nb, const uint8_t *w, size_t ldw, const uint8_t *a,      \
-                         size_t lda, float *y, size_t ldy, int R, int C)                  \
-    {                                                                                     \
-        switch (R * 8 + C) {                                                              \
-        case 2 * 8 + 4: TILE(T, 2, 4, nb, w, ldw, a, lda, y, ldy); break;                 \
-        case 2 * 8 + 3: TILE(T, 2, 3, nb, w, ldw, a, lda, y, ldy); break;                 \
-        case 2 * 8 + 2: TILE(T, 2, 2, nb, w, ldw, a, lda, y, ldy); break;                 \
-        case 2 * 8 + 1: TILE(T, 2, 1, nb, w, ldw, a, lda, y, ldy); break;                 \
-        case 1 * 8 + 4: TILE(T, 1, 4, nb, w, ldw, a, lda, y, ldy); break;                 \
-        case 1 * 8 + 3: TILE(T, 1, 3, nb, w, ldw, a, lda, y, ldy); break;                 \
-        case 1 * 8 + 2: TILE(T, 1, 2, nb, w, ldw, a, lda, y, ldy); break;                 \
-        default: TILE(T, 1, 1, nb, w, ldw, a, lda, y, ldy); break;                        \
-        }                                                                                 \
-    }                                                                                     \
-    static void NAME##_gemm(int64_t n, const void *w, size_t ldw, const void *a,          \
-                            size_t lda, float *y, size_t ldy, int nr, int nc)             \
-    {                                                                                     \
-        const uint8_t *W = w, *A = a;                                                     \
-        for (int r = 0; r < nr;) {                                                        \
-            int R = nr - r >= 2 ? 2 : 1;                                                  \
-            for (int c = 0; c < nc; c += 4)                                               \
-                NAME##_t(n / (QK_), W + (size_t)r * ldw, ldw, A + (size_t)c * lda, lda,   \
-                         y + (size_t)c * ldy + (size_t)r, ldy, R, nc - c >= 4 ? 4 : nc - c); \
-            r += R;                                                                       \
-        }                                                                                 \
-    }                                                                                     \
-    static void NAME##_dot(int64_t n, float *s, const void *w, const void *a)             \
-    {                                                                                     \
-        NAME##_t(n / (QK_), w, 0, a, 0, s, 0, 1, 1);                                     \
-    }
+/* The shared drivers pass a VNNI flag; AVX2 has none. */
+#define FAM_TILE(t, vnni, ...) fam_tile(t, __VA_ARGS__)
+#define KQ_TILE(t, vnni, ...) kq_tile(t, __VA_ARGS__)
 
-GEMM_DRIVER(q4_0, fam_tile, F_Q4_0, QK)
-GEMM_DRIVER(q5_0, fam_tile, F_Q5_0, QK)
-GEMM_DRIVER(q8_0, fam_tile, F_Q8_0, QK)
-GEMM_DRIVER(q4_k, kq_tile, F_Q4_K, QK_K)
-GEMM_DRIVER(q6_k, kq_tile, F_Q6_K, QK_K)
-GEMM_DRIVER(q4_1, fam_tile, F_Q4_1, QK)
-GEMM_DRIVER(q5_1, fam_tile, F_Q5_1, QK)
-GEMM_DRIVER(q2_k, kq_tile, F_Q2_K, QK_K)
-GEMM_DRIVER(q3_k, kq_tile, F_Q3_K, QK_K)
-GEMM_DRIVER(q5_k, kq_tile, F_Q5_K, QK_K)
-
-#define SET(k, T, Q, NAME)                                                                \
-    do {                                                                                  \
-        (k)->type[GM_TYPE_##T].quantize = Q;                                              \
-        (k)->type[GM_TYPE_##T].vec_dot = NAME##_dot;                                      \
-        (k)->type[GM_TYPE_##T].gemm = NAME##_gemm;                                        \
-    } while (0)
+GEMM_DRIVER(q4_0, FAM_TILE, F_Q4_0, false, QK, 2)
+GEMM_DRIVER(q5_0, FAM_TILE, F_Q5_0, false, QK, 2)
+GEMM_DRIVER(q8_0, FAM_TILE, F_Q8_0, false, QK, 2)
+GEMM_DRIVER(q4_k, KQ_TILE, F_Q4_K, false, QK_K, 2)
+GEMM_DRIVER(q6_k, KQ_TILE, F_Q6_K, false, QK_K, 2)
+GEMM_DRIVER(q4_1, FAM_TILE, F_Q4_1, false, QK, 2)
+GEMM_DRIVER(q5_1, FAM_TILE, F_Q5_1, false, QK, 2)
+GEMM_DRIVER(q2_k, KQ_TILE, F_Q2_K, false, QK_K, 2)
+GEMM_DRIVER(q3_k, KQ_TILE, F_Q3_K, false, QK_K, 2)
+GEMM_DRIVER(q5_k, KQ_TILE, F_Q5_K, false, QK_K, 2)
 
 /* ---- element-wise ops (scalar oracle: src/model/ops.c) ---------------------------------- */
 

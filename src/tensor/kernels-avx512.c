@@ -10,18 +10,14 @@
  * super-block to unsigned bytes, take 16-bit products (vpmaddubsw) and multiply them by
  * the sub-block scales with vpdpwssd; offsets and mins come back through the bsums.
  */
-#include "kernels.h"
+#include "kernels-x86.h"
 
-#include "kernels-simd.h"
-
-#include <immintrin.h>
 #include <string.h>
 
 /* Matvecs stream 4 rows at a time; software prefetch runs this many 4-row tiles ahead
  * (measured: 4 streams the decode mat-vecs at up to ~7% more bandwidth than 1). */
 #define PF_TILES 4
 
-AI float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
 /* u8 x s8 -> s32 lanes (sums of 4 products) added to acc. Without VNNI the 16-bit pair sums
  * must not saturate: callers keep u * |s| * 2 <= 32767. */
@@ -42,6 +38,13 @@ AI __m512i dot_ww(bool vnni, __m512i acc, __m512i a, __m512i b)
 }
 
 AI float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
+
+/* The float vector of FLOAT_DOT (kernels-x86.h). */
+#define VF __m512
+#define VF_N 16
+#define vf_zero _mm512_setzero_ps
+#define vf_fma _mm512_fmadd_ps
+#define vf_add _mm512_add_ps
 
 /* ---- activation quantizers ----------------------------------------------------------- */
 
@@ -134,26 +137,6 @@ AI __m512 ld_bf16(const void *p, int64_t i)
     __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i));
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
-AI float sc_f16(const void *p, int64_t i) { return h2f(((const uint16_t *)p)[i]); }
-
-#define FLOAT_DOT(NAME, LD, SC)                                                           \
-    static void NAME(int64_t n, float *s, const void *w, const void *a)                   \
-    {                                                                                     \
-        __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;                       \
-        int64_t i = 0;                                                                    \
-        for (; i + 64 <= n; i += 64) {                                                    \
-            s0 = _mm512_fmadd_ps(LD(w, i), LD(a, i), s0);                                 \
-            s1 = _mm512_fmadd_ps(LD(w, i + 16), LD(a, i + 16), s1);                       \
-            s2 = _mm512_fmadd_ps(LD(w, i + 32), LD(a, i + 32), s2);                       \
-            s3 = _mm512_fmadd_ps(LD(w, i + 48), LD(a, i + 48), s3);                       \
-        }                                                                                 \
-        for (; i + 16 <= n; i += 16)                                                      \
-            s0 = _mm512_fmadd_ps(LD(w, i), LD(a, i), s0);                                 \
-        float r = hsum(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));      \
-        for (; i < n; i++)                                                                \
-            r += SC(w, i) * SC(a, i);                                                     \
-        *s = r;                                                                           \
-    }
 
 FLOAT_DOT(dot_f32, ld_f32, sc_f32)
 FLOAT_DOT(dot_f16, ld_f16, sc_f16)
@@ -423,18 +406,6 @@ typedef struct kq_row {
     float d, dmin;
 } kq_row;
 
-/* Q3_K's sixteen signed 6-bit scales, four bytes at a time: low nibbles from bytes 0-7,
- * the top two bits from bytes 8-11 (see unpack_q3_K in quants-ref.c). */
-AI __m128i q3k_scales(const uint8_t *s)
-{
-    const uint32_t a0 = gm_rd_u32(s), a1 = gm_rd_u32(s + 4), hi = gm_rd_u32(s + 8);
-    const uint32_t m4 = 0x0f0f0f0f, m2 = 0x03030303;
-    __m128i v = _mm_setr_epi32((int)((a0 & m4) | ((hi & m2) << 4)), (int)((a1 & m4) | (((hi >> 2) & m2) << 4)),
-                               (int)(((a0 >> 4) & m4) | (((hi >> 4) & m2) << 4)),
-                               (int)(((a1 >> 4) & m4) | (((hi >> 6) & m2) << 4)));
-    return _mm_sub_epi8(v, _mm_set1_epi8(32));
-}
-
 /* 16-bit lanes 0-15 (the low 256 bits) set to lo, lanes 16-31 to hi: shift counts or indices. */
 AI __m512i split16(int lo, int hi)
 {
@@ -634,52 +605,16 @@ AI void kq_gemm_hoisted(int t, bool vnni, int64_t nb, const uint8_t *w, size_t l
 
 /* ---- tile drivers -------------------------------------------------------------------- */
 
-/* Walks the nr x nc output in 4 x 4 tiles (remainders with smaller specialisations). */
-#define GEMM_DRIVER(NAME, TILE, T, VNNI, QK_)                                             \
-    static void NAME##_t41(int64_t nb, const uint8_t *w, size_t ldw, const uint8_t *a,    \
-                           size_t lda, float *y, size_t ldy, int R, int C)                \
-    {                                                                                     \
-        switch (R * 8 + C) {                                                              \
-        case 4 * 8 + 4: TILE(T, VNNI, 4, 4, nb, w, ldw, a, lda, y, ldy); break;           \
-        case 4 * 8 + 3: TILE(T, VNNI, 4, 3, nb, w, ldw, a, lda, y, ldy); break;           \
-        case 4 * 8 + 2: TILE(T, VNNI, 4, 2, nb, w, ldw, a, lda, y, ldy); break;           \
-        case 4 * 8 + 1: TILE(T, VNNI, 4, 1, nb, w, ldw, a, lda, y, ldy); break;           \
-        case 1 * 8 + 4: TILE(T, VNNI, 1, 4, nb, w, ldw, a, lda, y, ldy); break;           \
-        case 1 * 8 + 3: TILE(T, VNNI, 1, 3, nb, w, ldw, a, lda, y, ldy); break;           \
-        case 1 * 8 + 2: TILE(T, VNNI, 1, 2, nb, w, ldw, a, lda, y, ldy); break;           \
-        default: TILE(T, VNNI, 1, 1, nb, w, ldw, a, lda, y, ldy); break;                  \
-        }                                                                                 \
-    }                                                                                     \
-    static void NAME##_gemm(int64_t n, const void *w, size_t ldw, const void *a,          \
-                            size_t lda, float *y, size_t ldy, int nr, int nc)             \
-    {                                                                                     \
-        const uint8_t *W = w, *A = a;                                                     \
-        int64_t nb = n / (QK_);                                                           \
-        for (int r = 0; r < nr;) {                                                        \
-            int R = nr - r >= 4 ? 4 : 1;                                                  \
-            for (int c = 0; c < nc; c += 4) {                                             \
-                int C = nc - c >= 4 ? 4 : nc - c;                                         \
-                NAME##_t41(nb, W + (size_t)r * ldw, ldw, A + (size_t)c * lda, lda,        \
-                           y + (size_t)c * ldy + (size_t)r, ldy, R, C);                   \
-            }                                                                             \
-            r += R;                                                                       \
-        }                                                                                 \
-    }                                                                                     \
-    static void NAME##_dot(int64_t n, float *s, const void *w, const void *a)             \
-    {                                                                                     \
-        NAME##_t41(n / (QK_), w, 0, a, 0, s, 0, 1, 1);                                   \
-    }
-
-GEMM_DRIVER(q4_0_v, fam_tile, F_Q4_0, true, QK)
-GEMM_DRIVER(q5_0_v, fam_tile, F_Q5_0, true, QK)
-GEMM_DRIVER(q8_0_v, fam_tile, F_Q8_0, true, QK)
-GEMM_DRIVER(q4_1_v, fam_tile, F_Q4_1, true, QK)
-GEMM_DRIVER(q5_1_v, fam_tile, F_Q5_1, true, QK)
-GEMM_DRIVER(q4_k_v, kq_tile, F_Q4_K, true, QK_K)
-GEMM_DRIVER(q6_k_v, kq_tile, F_Q6_K, true, QK_K)
-GEMM_DRIVER(q2_k_v, kq_tile, F_Q2_K, true, QK_K)
-GEMM_DRIVER(q3_k_v, kq_tile, F_Q3_K, true, QK_K)
-GEMM_DRIVER(q5_k_v, kq_tile, F_Q5_K, true, QK_K)
+GEMM_DRIVER(q4_0_v, fam_tile, F_Q4_0, true, QK, 4)
+GEMM_DRIVER(q5_0_v, fam_tile, F_Q5_0, true, QK, 4)
+GEMM_DRIVER(q8_0_v, fam_tile, F_Q8_0, true, QK, 4)
+GEMM_DRIVER(q4_1_v, fam_tile, F_Q4_1, true, QK, 4)
+GEMM_DRIVER(q5_1_v, fam_tile, F_Q5_1, true, QK, 4)
+GEMM_DRIVER(q4_k_v, kq_tile, F_Q4_K, true, QK_K, 4)
+GEMM_DRIVER(q6_k_v, kq_tile, F_Q6_K, true, QK_K, 4)
+GEMM_DRIVER(q2_k_v, kq_tile, F_Q2_K, true, QK_K, 4)
+GEMM_DRIVER(q3_k_v, kq_tile, F_Q3_K, true, QK_K, 4)
+GEMM_DRIVER(q5_k_v, kq_tile, F_Q5_K, true, QK_K, 4)
 /* VNNI family gemm: hoisted weight decoding for prompt-sized batches, else the tiles. */
 #define HOIST_GEMM(NAME, T, VNNI, QK_, MAXB, FN)                                          \
     static void NAME##_gemm_h(int64_t n, const void *w, size_t ldw, const void *a,        \
@@ -722,16 +657,16 @@ FAM_GEMM(q5_0_v, F_Q5_0)
 FAM_GEMM(q8_0_v, F_Q8_0)
 FAM_GEMM(q4_1_v, F_Q4_1)
 FAM_GEMM(q5_1_v, F_Q5_1)
-GEMM_DRIVER(q4_0_n, fam_tile, F_Q4_0, false, QK)
-GEMM_DRIVER(q5_0_n, fam_tile, F_Q5_0, false, QK)
-GEMM_DRIVER(q8_0_n, fam_tile, F_Q8_0, false, QK)
-GEMM_DRIVER(q4_1_n, fam_tile, F_Q4_1, false, QK)
-GEMM_DRIVER(q5_1_n, fam_tile, F_Q5_1, false, QK)
-GEMM_DRIVER(q4_k_n, kq_tile, F_Q4_K, false, QK_K)
-GEMM_DRIVER(q6_k_n, kq_tile, F_Q6_K, false, QK_K)
-GEMM_DRIVER(q2_k_n, kq_tile, F_Q2_K, false, QK_K)
-GEMM_DRIVER(q3_k_n, kq_tile, F_Q3_K, false, QK_K)
-GEMM_DRIVER(q5_k_n, kq_tile, F_Q5_K, false, QK_K)
+GEMM_DRIVER(q4_0_n, fam_tile, F_Q4_0, false, QK, 4)
+GEMM_DRIVER(q5_0_n, fam_tile, F_Q5_0, false, QK, 4)
+GEMM_DRIVER(q8_0_n, fam_tile, F_Q8_0, false, QK, 4)
+GEMM_DRIVER(q4_1_n, fam_tile, F_Q4_1, false, QK, 4)
+GEMM_DRIVER(q5_1_n, fam_tile, F_Q5_1, false, QK, 4)
+GEMM_DRIVER(q4_k_n, kq_tile, F_Q4_K, false, QK_K, 4)
+GEMM_DRIVER(q6_k_n, kq_tile, F_Q6_K, false, QK_K, 4)
+GEMM_DRIVER(q2_k_n, kq_tile, F_Q2_K, false, QK_K, 4)
+GEMM_DRIVER(q3_k_n, kq_tile, F_Q3_K, false, QK_K, 4)
+GEMM_DRIVER(q5_k_n, kq_tile, F_Q5_K, false, QK_K, 4)
 HOIST_GEMM(q4_k_n, F_Q4_K, false, QK_K, KQ_HOIST_MAX_SB, kq_gemm_hoisted)
 HOIST_GEMM(q6_k_n, F_Q6_K, false, QK_K, KQ_HOIST_MAX_SB, kq_gemm_hoisted)
 HOIST_GEMM(q2_k_n, F_Q2_K, false, QK_K, KQ_HOIST_MAX_SB, kq_gemm_hoisted)
@@ -871,12 +806,6 @@ static void op_gemm_f16_f32(int64_t n, const uint16_t *w, size_t ldw, const floa
     }
 }
 
-#define SET(k, T, Q, NAME)                                                                \
-    do {                                                                                  \
-        (k)->type[GM_TYPE_##T].quantize = Q;                                              \
-        (k)->type[GM_TYPE_##T].vec_dot = NAME##_dot;                                      \
-        (k)->type[GM_TYPE_##T].gemm = NAME##_gemm;                                        \
-    } while (0)
 /* As SET, with the hoisting gemm. */
 #define SET_H(k, T, Q, NAME)                                                              \
     do {                                                                                  \
