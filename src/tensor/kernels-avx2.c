@@ -59,17 +59,23 @@ AI void quant_q8_x(const float *x, uint8_t *y, int64_t n, const bool s)
 {
     const size_t bs = s ? sizeof(block_q8_1) : sizeof(block_q8_0);
     const size_t qs = s ? offsetof(block_q8_1, qs) : offsetof(block_q8_0, qs);
-    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 sign = _mm256_set1_ps(-0.0f), inf = _mm256_set1_ps(__builtin_inff());
     for (int64_t i = 0; i < n / QK; i++, y += bs) {
         const float *xb = x + i * QK;
         __m256 v[4];
-        __m256 m = _mm256_setzero_ps();
+        __m256 m = _mm256_setzero_ps(), bad = m;
         for (int j = 0; j < 4; j++) {
             v[j] = _mm256_loadu_ps(xb + 8 * j);
-            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[j]));
+            const __m256 ax = _mm256_andnot_ps(sign, v[j]);
+            m = _mm256_max_ps(m, ax);
+            bad = _mm256_or_ps(bad, _mm256_cmp_ps(ax, inf, _CMP_NLT_UQ));
+        }
+        if (_mm256_movemask_ps(bad)) {
+            gm_act_block_nan(s ? GM_TYPE_Q8_1 : GM_TYPE_Q8_0, y);
+            continue;
         }
         float amax = hmax(m);
-        float d = amax / 127.f, id = amax != 0.f ? 127.f / amax : 0.f;
+        float d = amax / 127.f, id = q8_inv_scale(amax);
         uint16_t dh = (uint16_t)_cvtss_sh(d, 0);
         memcpy(y, &dh, 2);
         __m256 vid = _mm256_set1_ps(id);
@@ -94,24 +100,24 @@ static void quant_q8_1(const float *x, void *y, int64_t n) { quant_q8_x(x, y, n,
 static void quant_q8_k(const float *x, void *vy, int64_t n)
 {
     block_q8_K *y = vy;
-    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 sign = _mm256_set1_ps(-0.0f), inf = _mm256_set1_ps(__builtin_inff());
     for (int64_t i = 0; i < n / QK_K; i++) {
         const float *xb = x + i * QK_K;
-        __m256 m = _mm256_setzero_ps();
-        for (int j = 0; j < QK_K; j += 8)
-            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(xb + j)));
-        float amax = hmax(m);
-        if (!(amax > 0.f)) {
+        __m256 m = _mm256_setzero_ps(), bad = m;
+        for (int j = 0; j < QK_K; j += 8) {
+            const __m256 ax = _mm256_andnot_ps(sign, _mm256_loadu_ps(xb + j));
+            m = _mm256_max_ps(m, ax);
+            bad = _mm256_or_ps(bad, _mm256_cmp_ps(ax, inf, _CMP_NLT_UQ));
+        }
+        if (_mm256_movemask_ps(bad)) {
+            gm_act_block_nan(GM_TYPE_Q8_K, &y[i]);
+            continue;
+        }
+        const float iscale = q8k_iscale(xb, hmax(m));
+        if (iscale == 0.f) {
             memset(&y[i], 0, sizeof y[i]);
             continue;
         }
-        float max = 0.f;
-        for (int j = 0; j < QK_K; j++)
-            if (__builtin_fabsf(xb[j]) == amax) {
-                max = xb[j];
-                break;
-            }
-        float iscale = -127.f / max;
         __m256 vs = _mm256_set1_ps(iscale);
         const __m256i lim = _mm256_set1_epi32(127);
         for (int j = 0; j < QK_K; j += 32) {

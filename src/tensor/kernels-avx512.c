@@ -54,12 +54,16 @@ AI void quant_q8_x(const float *x, uint8_t *y, int64_t n, const bool s)
 {
     const size_t bs = s ? sizeof(block_q8_1) : sizeof(block_q8_0);
     const size_t qs = s ? offsetof(block_q8_1, qs) : offsetof(block_q8_0, qs);
-    const __m512 sign = _mm512_set1_ps(-0.0f);
+    const __m512 sign = _mm512_set1_ps(-0.0f), inf = _mm512_set1_ps(__builtin_inff());
     for (int64_t i = 0; i < n / QK; i++, y += bs) {
         __m512 v0 = _mm512_loadu_ps(x + i * QK), v1 = _mm512_loadu_ps(x + i * QK + 16);
-        __m512 m = _mm512_max_ps(_mm512_andnot_ps(sign, v0), _mm512_andnot_ps(sign, v1));
-        float amax = _mm512_reduce_max_ps(m);
-        float d = amax / 127.f, id = amax != 0.f ? 127.f / amax : 0.f;
+        const __m512 a0 = _mm512_andnot_ps(sign, v0), a1 = _mm512_andnot_ps(sign, v1);
+        if (_mm512_cmp_ps_mask(a0, inf, _CMP_NLT_UQ) | _mm512_cmp_ps_mask(a1, inf, _CMP_NLT_UQ)) {
+            gm_act_block_nan(s ? GM_TYPE_Q8_1 : GM_TYPE_Q8_0, y);
+            continue;
+        }
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(a0, a1));
+        float d = amax / 127.f, id = q8_inv_scale(amax);
         uint16_t dh = (uint16_t)_cvtss_sh(d, 0);
         memcpy(y, &dh, 2);
         __m512 vid = _mm512_set1_ps(id);
@@ -84,24 +88,25 @@ static void quant_q8_1(const float *x, void *y, int64_t n) { quant_q8_x(x, y, n,
 static void quant_q8_k(const float *x, void *vy, int64_t n)
 {
     block_q8_K *y = vy;
-    const __m512 sign = _mm512_set1_ps(-0.0f);
+    const __m512 sign = _mm512_set1_ps(-0.0f), inf = _mm512_set1_ps(__builtin_inff());
     for (int64_t i = 0; i < n / QK_K; i++) {
         const float *xb = x + i * QK_K;
         __m512 m = _mm512_setzero_ps();
-        for (int j = 0; j < QK_K; j += 16)
-            m = _mm512_max_ps(m, _mm512_andnot_ps(sign, _mm512_loadu_ps(xb + j)));
-        float amax = _mm512_reduce_max_ps(m);
-        if (!(amax > 0.f)) {
+        __mmask16 bad = 0;
+        for (int j = 0; j < QK_K; j += 16) {
+            const __m512 ax = _mm512_andnot_ps(sign, _mm512_loadu_ps(xb + j));
+            m = _mm512_max_ps(m, ax);
+            bad |= _mm512_cmp_ps_mask(ax, inf, _CMP_NLT_UQ);
+        }
+        if (bad) { /* also keeps INT_MIN conversions out of the bsums' sums */
+            gm_act_block_nan(GM_TYPE_Q8_K, &y[i]);
+            continue;
+        }
+        const float iscale = q8k_iscale(xb, _mm512_reduce_max_ps(m));
+        if (iscale == 0.f) {
             memset(&y[i], 0, sizeof y[i]);
             continue;
         }
-        float max = 0.f;
-        for (int j = 0; j < QK_K; j++)
-            if (__builtin_fabsf(xb[j]) == amax) {
-                max = xb[j];
-                break;
-            }
-        float iscale = -127.f / max;
         __m512 vs = _mm512_set1_ps(iscale);
         const __m512i lim = _mm512_set1_epi32(127);
         for (int j = 0; j < QK_K; j += 16) {

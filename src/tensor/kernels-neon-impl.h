@@ -63,12 +63,18 @@ AI void quant_q8_x(const float *x, uint8_t *y, int64_t n, const bool s)
     for (int64_t i = 0; i < n / QK; i++, y += bs) {
         const float *xb = x + i * QK;
         float32x4_t v[8], m = vdupq_n_f32(0.f);
+        uint32x4_t bad = vdupq_n_u32(0);
         for (int j = 0; j < 8; j++) {
             v[j] = vld1q_f32(xb + 4 * j);
             m = vmaxnmq_f32(m, vabsq_f32(v[j]));
+            bad = vorrq_u32(bad, vmvnq_u32(vcltq_f32(vabsq_f32(v[j]), vdupq_n_f32(__builtin_inff()))));
+        }
+        if (vmaxvq_u32(bad)) {
+            gm_act_block_nan(s ? GM_TYPE_Q8_1 : GM_TYPE_Q8_0, y);
+            continue;
         }
         const float amax = vmaxnmvq_f32(m);
-        const float d = amax / 127.f, id = amax != 0.f ? 127.f / amax : 0.f;
+        const float d = amax / 127.f, id = q8_inv_scale(amax);
         const uint16_t dh = f2h(d);
         memcpy(y, &dh, 2);
         int8x16_t q[2];
@@ -89,27 +95,28 @@ static void quant_q8_0(const float *x, void *y, int64_t n) { quant_q8_x(x, y, n,
 static void quant_q8_1(const float *x, void *y, int64_t n) { quant_q8_x(x, y, n, true); }
 
 /* Q8_K as quantize_row_q8_K_ref: the scale comes from the first element of largest
- * magnitude (signed), clamp to 127 only (-128 needs a non-finite input). */
+ * magnitude (signed), clamp to 127 only (non-finite blocks never get here). */
 static void quant_q8_k(const float *x, void *vy, int64_t n)
 {
     block_q8_K *y = vy;
     for (int64_t i = 0; i < n / QK_K; i++) {
         const float *xb = x + i * QK_K;
         float32x4_t m = vdupq_n_f32(0.f);
-        for (int j = 0; j < QK_K; j += 4)
-            m = vmaxnmq_f32(m, vabsq_f32(vld1q_f32(xb + j)));
-        const float amax = vmaxnmvq_f32(m);
-        if (!(amax > 0.f)) {
+        uint32x4_t bad = vdupq_n_u32(0);
+        for (int j = 0; j < QK_K; j += 4) {
+            const float32x4_t ax = vabsq_f32(vld1q_f32(xb + j));
+            m = vmaxnmq_f32(m, ax);
+            bad = vorrq_u32(bad, vmvnq_u32(vcltq_f32(ax, vdupq_n_f32(__builtin_inff()))));
+        }
+        if (vmaxvq_u32(bad)) {
+            gm_act_block_nan(GM_TYPE_Q8_K, &y[i]);
+            continue;
+        }
+        const float iscale = q8k_iscale(xb, vmaxnmvq_f32(m));
+        if (iscale == 0.f) {
             memset(&y[i], 0, sizeof y[i]);
             continue;
         }
-        float max = 0.f;
-        for (int j = 0; j < QK_K; j++)
-            if (__builtin_fabsf(xb[j]) == amax) {
-                max = xb[j];
-                break;
-            }
-        const float iscale = -127.f / max;
         for (int j = 0; j < QK_K; j += 16) {
             int32x4_t q[4];
             for (int k = 0; k < 4; k++)

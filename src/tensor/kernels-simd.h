@@ -98,6 +98,29 @@ AI float q8k_d(const uint8_t *a) { return gm_rd_f32(a + offsetof(block_q8_K, d))
 AI const int8_t *q8k_qs(const uint8_t *a) { return (const int8_t *)a + offsetof(block_q8_K, qs); }
 AI const int16_t *q8k_bsums(const uint8_t *a) { return (const int16_t *)(const void *)(a + offsetof(block_q8_K, bsums)); }
 
+/* ---- activation scales (finite blocks; non-finite ones: gm_act_block_nan) ----------- */
+
+/* Q8_0/Q8_1: 127/amax, or 0 when that overflows (amax 0 or tiny): the block is all zero. */
+AI float q8_inv_scale(float amax)
+{
+    const float id = 127.f / amax;
+    return __builtin_isfinite(id) ? id : 0.f;
+}
+
+/* Q8_K as quantize_row_q8_K_ref: -127 over the first element of largest magnitude amax
+ * (signed), or 0 when that overflows (amax 0 or tiny): the block is all zero. */
+AI float q8k_iscale(const float *xb, float amax)
+{
+    float max = 0.f;
+    for (int j = 0; j < QK_K; j++)
+        if (__builtin_fabsf(xb[j]) == amax) {
+            max = xb[j];
+            break;
+        }
+    const float iscale = -127.f / max;
+    return __builtin_isfinite(iscale) ? iscale : 0.f;
+}
+
 /* ---- float rows ---------------------------------------------------------------------- */
 
 AI float sc_f32(const void *p, int64_t i) { return ((const float *)p)[i]; }

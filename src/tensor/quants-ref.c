@@ -333,16 +333,42 @@ static int8_t sat_i8(float r)
     return (int8_t)r;
 }
 
+void gm_act_block_nan(gm_type act_type, void *y)
+{
+    const uint16_t h = 0x7E00; /* F16 quiet NaN */
+    switch (act_type) {
+    case GM_TYPE_Q8_0: { block_q8_0 b; memset(&b, 0, sizeof b); b.d = h; memcpy(y, &b, sizeof b); return; }
+    case GM_TYPE_Q8_1: { block_q8_1 b; memset(&b, 0, sizeof b); b.d = b.s = h; memcpy(y, &b, sizeof b); return; }
+    case GM_TYPE_Q8_K: { block_q8_K b; memset(&b, 0, sizeof b); b.d = NAN; memcpy(y, &b, sizeof b); return; }
+    default: return;
+    }
+}
+
+static bool all_finite(const float *x, int n)
+{
+    for (int j = 0; j < n; j++)
+        if (!isfinite(x[j])) return false;
+    return true;
+}
+
+/* 127/amax, or 0 when that overflows (amax 0 or tiny): the block quantizes to zero. */
+static float q8_inv_scale(float amax)
+{
+    const float id = 127.f / amax;
+    return isfinite(id) ? id : 0.0f;
+}
+
 /* Q8_0 as ggml's x86 AVX2 quantize_row_q8_0: id = 127/amax in f32 (not 1/F16(d)), rounding
  * half to even (nearbyintf in the default rounding mode, as _mm256_round_ps). */
 static void quantize_q8_0(const float *x, void *dst, int64_t nb)
 {
     for (int64_t i = 0; i < nb; i++, x += QK) {
         block_q8_0 b;
+        if (!all_finite(x, QK)) { gm_act_block_nan(GM_TYPE_Q8_0, (uint8_t *)dst + (size_t)i * sizeof b); continue; }
         float amax = 0.0f;
         for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[j]));
         const float d = amax / 127.f;
-        const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+        const float id = q8_inv_scale(amax);
         b.d = gm_f32_to_f16(d);
         for (int j = 0; j < QK; j++) b.qs[j] = sat_i8(nearbyintf(x[j] * id));
         memcpy((uint8_t *)dst + (size_t)i * sizeof b, &b, sizeof b);
@@ -355,10 +381,11 @@ static void quantize_q8_1(const float *x, void *dst, int64_t nb)
 {
     for (int64_t i = 0; i < nb; i++, x += QK) {
         block_q8_1 b;
+        if (!all_finite(x, QK)) { gm_act_block_nan(GM_TYPE_Q8_1, (uint8_t *)dst + (size_t)i * sizeof b); continue; }
         float amax = 0.0f;
         for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[j]));
         const float d = amax / 127.f;
-        const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+        const float id = q8_inv_scale(amax);
         b.d = gm_f32_to_f16(d);
         int sum = 0;
         for (int j = 0; j < QK; j++) {
@@ -386,17 +413,18 @@ static void quantize_q8_K(const float *x, void *dst, int64_t nb)
 {
     for (int64_t i = 0; i < nb; i++, x += QK_K) {
         block_q8_K b;
+        if (!all_finite(x, QK_K)) { gm_act_block_nan(GM_TYPE_Q8_K, (uint8_t *)dst + (size_t)i * sizeof b); continue; }
         memset(&b, 0, sizeof b);
         float max = 0, amax = 0;
         for (int j = 0; j < QK_K; j++) {
             const float ax = fabsf(x[j]);
             if (ax > amax) { amax = ax; max = x[j]; }
         }
-        if (amax != 0.0f) {
-            const float iscale = -127.f / max;
+        const float iscale = -127.f / max;
+        if (isfinite(iscale)) { /* else amax is 0 or tiny: all zero */
             for (int j = 0; j < QK_K; j++) {
                 const int v = nearest_int(iscale * x[j]);
-                b.qs[j] = (int8_t)GM_MAX(-128, GM_MIN(127, v)); /* -128 only for non-finite x */
+                b.qs[j] = (int8_t)GM_MAX(-128, GM_MIN(127, v));
             }
             for (int k = 0; k < QK_K / 16; k++) {
                 int sum = 0;

@@ -41,6 +41,12 @@ _Static_assert(sizeof(block_q5_K) == 176, "q5_K");
 _Static_assert(sizeof(block_q6_K) == 210, "q6_K");
 _Static_assert(sizeof(block_q8_K) == 292, "q8_K");
 
+/* Non-finite activations, the same class on every ISA (docs/robustness.md): a block with a
+ * NaN or infinite element quantizes to zero quants and a NaN scale (and s), so every dot
+ * product with it is NaN; a block whose inverse scale 127/amax overflows (amax 0 or below
+ * ~7.5e-37) quantizes to all zero. gm_act_block_nan writes the first kind. */
+void gm_act_block_nan(gm_type act_type, void *y);
+
 /* Dequantizes n elements (a multiple of the type's block size) of any weight type,
  * including F32/F16/BF16 and the activation types Q8_0/Q8_1/Q8_K. */
 void gm_dequant_row_ref(gm_type type, const void *src, float *dst, int64_t n);

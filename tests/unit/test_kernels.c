@@ -126,6 +126,61 @@ static void check_type(const gm_kernels *ref, const gm_kernels *k, gm_type t)
     }
 }
 
+/* Activation rows with non-finite or tiny blocks (docs/robustness.md): every ISA's quantizer
+ * writes the scalar bytes (NaN scale for a block with NaN/Inf, zeros for a tiny block), and
+ * every dot and gemm column through a NaN-scaled block is NaN, the others finite. Under the
+ * sanitizer build this is also the UBSan check (AVX-512 Q8_K once summed INT_MIN lanes). */
+static void check_nonfinite(const gm_kernels *ref, const gm_kernels *k, gm_type t)
+{
+    const gm_type_traits *tt = gm_type_get((uint32_t)t), *at = gm_type_get((uint32_t)tt->vec_dot_type);
+    if (tt->blck == 1) return; /* float activations carry the values themselves */
+    enum { N = 512, C = 6 };
+    const size_t wrow = gm_row_size(tt, N), arow = gm_row_size(at, N);
+    uint8_t *w = malloc(wrow * 4), *a = malloc(arow * C), *a2 = malloc(arow);
+    float *x = malloc(sizeof(float) * N * C), y[4 * C];
+    REQUIRE(w && a && a2 && x);
+    for (int r = 0; r < 4; r++) make_weights(t, w + r * wrow, N, 0);
+    const float special[C] = { INFINITY, -INFINITY, NAN, -NAN, 1e-40f, 0.f };
+    for (int c = 0; c < C; c++) {
+        make_acts(x + c * N, N, 0);
+        if (c >= 4) /* a tiny (subnormal) or zero first block */
+            for (int j = 0; j < (int)at->blck; j++) x[c * N + j] = j % 3 ? 0.f : special[c];
+        else
+            x[c * N + 37 * c + 3] = special[c];
+        ref->type[t].quantize(x + c * N, a + c * arow, N);
+        k->type[t].quantize(x + c * N, a2, N);
+        CHECKF(memcmp(a + c * arow, a2, arow) == 0, "%s %s quantize special %d", gm_isa_name(k->isa), tt->name, c);
+        for (int r = 0; r < 4; r++) {
+            float s0, s1;
+            ref->type[t].vec_dot(N, &s0, w + r * wrow, a + c * arow);
+            k->type[t].vec_dot(N, &s1, w + r * wrow, a + c * arow);
+            CHECKF(isnan(s0) == (c < 4) && isnan(s1) == (c < 4), "%s %s dot special %d: %g %g",
+                   gm_isa_name(k->isa), tt->name, c, s0, s1);
+        }
+    }
+    if (k->type[t].gemm) {
+        k->type[t].gemm(N, w, wrow, a, arow, y, 4, 4, C);
+        for (int c = 0; c < C; c++)
+            for (int r = 0; r < 4; r++)
+                CHECKF(isnan(y[c * 4 + r]) == (c < 4), "%s %s gemm special %d", gm_isa_name(k->isa), tt->name, c);
+    }
+    free(w); free(a); free(a2); free(x);
+}
+
+static void test_nonfinite_acts(void)
+{
+    gm_kernels ref, k;
+    gm_kernels_init(&ref, GM_ISA_SCALAR);
+    for (int i = 0; i < GM_ISA_COUNT; i++) {
+        if (!gm_isa_supported((gm_isa)i)) continue;
+        gm_kernels_init(&k, (gm_isa)i);
+        for (uint32_t id = 0; id < GM_TYPE_COUNT; id++) {
+            const gm_type_traits *tt = gm_type_get(id);
+            if (tt && tt->weight) check_nonfinite(&ref, &k, (gm_type)id);
+        }
+    }
+}
+
 static void test_names(void)
 {
     for (int i = 0; i < GM_ISA_COUNT; i++) CHECK(gm_isa_from_name(gm_isa_name((gm_isa)i)) == (gm_isa)i);
@@ -160,5 +215,6 @@ int main(void)
     rnd_seed(0x9e3779b97f4a7c15ull);
     RUN(test_names);
     RUN(test_all_isas);
+    RUN(test_nonfinite_acts);
     TEST_MAIN_END();
 }
