@@ -493,6 +493,40 @@ typedef enum gemma_stop_reason {
     GEMMA_STOP_CONTEXT_FULL  /* the context window is full */
 } gemma_stop_reason;
 
+/* ---------------------------------------------------------------------------------------
+ * Constrained output: a grammar (docs/grammar.md: GBNF-like rules over UTF-8 text) or a JSON
+ * Schema, compiled for one model's vocabulary. Attached to gemma_generate_params.constraint,
+ * it masks every token whose text cannot continue the grammar before sampling, and allows
+ * the end of generation only where the text so far is complete. Generation then ends with
+ * GEMMA_STOP_EOG once the text is complete and nothing more can follow.
+ * A constraint is immutable: it may be shared by any number of threads and generations at
+ * once; each generation keeps its own parse state. It must not outlive its model.
+ * To constrain only part of the output (a tool call's arguments after its opening), feed
+ * the fixed prefix as prompt tokens, generate with the constraint, then continue freely;
+ * gemma_json_schema_to_grammar gives rules to embed in a larger grammar.
+ * ------------------------------------------------------------------------------------ */
+typedef struct gemma_constraint gemma_constraint;
+
+/* Compiles grammar text (len bytes; root names the start rule, NULL = "root"). Untrusted
+ * input: errors (GEMMA_E_INVALID_ARG) name the line; left recursion and rules that can
+ * never complete are refused; sizes are bounded. Thread-safe. */
+GEMMA_API gemma_status gemma_constraint_from_grammar(const gemma_model *model, const char *grammar, size_t len,
+                                                     const char *root, gemma_constraint **out, gemma_error *err);
+/* Compiles a JSON Schema (README: supported keywords). Unsupported keywords, hostile or
+ * contradictory schemas are GEMMA_E_INVALID_ARG with a message naming the schema path
+ * ("schema /properties/a: ..."). "{}" or {"type":"object"} gives any JSON value / object.
+ * Thread-safe. */
+GEMMA_API gemma_status gemma_constraint_from_json_schema(const gemma_model *model, const char *schema, size_t len,
+                                                         gemma_constraint **out, gemma_error *err);
+/* The grammar text for a JSON Schema, e.g. to embed in a larger grammar: every rule name
+ * starts with prefix (letters, digits, - and _; NULL or "" = none) and the value's rule is
+ * named prefix itself ("root" without one). *grammar is malloc'ed, NUL-terminated; the
+ * caller frees it with free(). Thread-safe. */
+GEMMA_API gemma_status gemma_json_schema_to_grammar(const char *schema, size_t len, const char *prefix,
+                                                    char **grammar, size_t *grammar_len, gemma_error *err);
+/* NULL is a no-op. Not while a generation uses it. */
+GEMMA_API void gemma_constraint_free(gemma_constraint *c);
+
 /* max_tokens <= 0 means no limit (until EOG or the context is full), as the OpenAI API's
  * absent max_tokens. The gemma tool's -n differs: -n 0 evaluates the prompt only (it does
  * not call generate) and -n -1 is no limit. */
@@ -505,6 +539,7 @@ typedef struct gemma_generate_params {
     void *user;
     int32_t max_thinking_tokens;      /* > 0: a thought (Gemma 4's <|channel> ... <channel|>) longer
                                          than this is closed: <channel|> comes next; <= 0: no limit */
+    const gemma_constraint *constraint; /* NULL, or the output must match it (see gemma_constraint) */
 } gemma_generate_params;
 
 /* Defaults: max_tokens 256, sampling = gemma_sampler_default_params(model). */

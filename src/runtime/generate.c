@@ -1,6 +1,8 @@
 /* The generation loop: sample, stream text through the detokenizer, hold back text that may
  * still become a stop string, evaluate the token, repeat until a stop condition. */
 #include "session.h"
+
+#include "../constrain/grammar.h"
 #include "../model/model.h"
 #include "../tokenizer/tokenizer.h"
 
@@ -29,6 +31,8 @@ typedef struct gen_state {
     gemma_token open, close; /* Gemma 4's <|channel> and <channel|> (-1: none) */
     bool in_thought;      /* inside a thought channel */
     int32_t n_thought;    /* tokens of it so far */
+    gm_matcher *m;        /* the constraint's parse state, or NULL */
+    float *masked;        /* logits with the constraint's mask applied */
 } gen_state;
 
 /* The thought channel's markers, and whether the cache ends inside an open channel (a
@@ -47,13 +51,30 @@ static void thought_init(gen_state *g)
         }
 }
 
+/* A token sampled under the constraint, -1 when none can continue it. The unmasked sample is
+ * tried first: when it fits, the result is what sampling from the masked logits would give
+ * (the masked distribution is the unmasked one conditioned on fitting), and the vocabulary
+ * mask, the costly part, is only computed when the model reaches for a token that doesn't. */
+static gemma_token constrained_sample(gen_state *g)
+{
+    gemma_token tok = gemma_sampler_sample(g->sampler, g->s->logits);
+    if (!gm_matcher_allows(g->m, tok)) {
+        const int32_t n = g->s->model->hp.n_vocab;
+        memcpy(g->masked, g->s->logits, (size_t)n * sizeof *g->masked);
+        if (gm_matcher_mask(g->m, g->masked) == 0)
+            return -1;
+        tok = gemma_sampler_sample(g->sampler, g->masked);
+    }
+    return gm_matcher_accept_token(g->m, tok) ? tok : -1;
+}
+
 /* The next token: sampled, or the channel's close once the thinking budget is spent. */
 static gemma_token next_token(gen_state *g)
 {
     const int32_t budget = g->p->max_thinking_tokens;
-    gemma_token tok = g->in_thought && budget > 0 && g->n_thought >= budget
-                          ? g->close
-                          : gemma_sampler_sample(g->sampler, g->s->logits);
+    gemma_token tok = g->in_thought && budget > 0 && g->n_thought >= budget ? g->close
+                      : g->m                                                ? constrained_sample(g)
+                                                                            : gemma_sampler_sample(g->sampler, g->s->logits);
     if (g->open >= 0 && (tok == g->open || tok == g->close)) {
         g->in_thought = tok == g->open;
         g->n_thought = 0;
@@ -160,6 +181,8 @@ static gemma_status step(gen_state *g, gemma_generate_result *res, gemma_stop_re
     if (st)
         return st;
     const gemma_token tok = next_token(g);
+    if (tok < 0)
+        return gm_session_fail(s, GEMMA_E_INTERNAL, "constraint: no token of the vocabulary can continue the grammar");
     gemma_sampler_accept(g->sampler, tok);
     if (gemma_token_is_eog(s->model, tok)) {
         *reason = GEMMA_STOP_EOG;
@@ -225,11 +248,21 @@ static gemma_status generate_locked(gemma_session *s, const gemma_generate_param
                                params->n_stop_strings);
     if (!s->has_logits)
         return gm_session_fail(s, GEMMA_E_INVALID_ARG, "nothing has been evaluated yet: feed a prompt first");
-    gen_state g = {s, params, NULL, NULL, NULL, 0, 0, -1, -1, -1, false, 0};
+    gen_state g = {s, params, NULL, NULL, NULL, 0, 0, -1, -1, -1, false, 0, NULL, NULL};
     thought_init(&g);
     gemma_error e = {0};
-    gemma_status st = gemma_sampler_create(&params->sampling, s->model->hp.n_vocab, &g.sampler, &e);
+    gemma_status st = params->constraint ? gm_constraint_matcher(params->constraint, s->model, &g.m) : GEMMA_OK;
+    if (!st && params->constraint && !(g.masked = gm_malloc_array((size_t)s->model->hp.n_vocab, sizeof *g.masked)))
+        st = GEMMA_E_NOMEM;
     if (st) {
+        gm_matcher_free(g.m);
+        return gm_session_fail(s, st, st == GEMMA_E_NOMEM ? "constraint: out of memory"
+                                                           : "constraint: it was compiled for another model");
+    }
+    st = gemma_sampler_create(&params->sampling, s->model->hp.n_vocab, &g.sampler, &e);
+    if (st) {
+        gm_matcher_free(g.m);
+        free(g.masked);
         gm_session_fail(s, st, "sampler: %s", e.message);
         return st;
     }
@@ -255,6 +288,8 @@ static gemma_status generate_locked(gemma_session *s, const gemma_generate_param
     free(g.text);
     gemma_detok_free(g.detok);
     gemma_sampler_free(g.sampler);
+    gm_matcher_free(g.m);
+    free(g.masked);
     return st;
 }
 

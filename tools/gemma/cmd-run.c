@@ -38,6 +38,8 @@ static const char run_help[] =
     "      --think           let a thinking model (Gemma 4) think first (implies --chat;\n"
     "                        --no-think: off, the default); the thoughts are printed too\n"
     "      --stop STR        stop when STR appears (not printed); may be repeated\n"
+    "      --json-schema FILE  output must be JSON valid for the JSON Schema in FILE\n"
+    "      --grammar FILE    output must match the grammar in FILE (docs/grammar.md)\n"
     "  -t, --threads N       CPU threads (default: all online CPUs)\n"
     "  -c, --ctx-size N      context length in tokens (default: min(trained, 8192))\n"
     "  -b, --batch-size N    prompt tokens per forward pass (default 512)\n"
@@ -49,6 +51,7 @@ static const char run_help[] =
 typedef struct run_opts {
     args_common c;
     const char *prompt, *file, *system;
+    const char *schema_file, *grammar_file;
     const char *stops[RUN_MAX_STOPS];
     int n_stops;
     bool chat, think;
@@ -104,6 +107,10 @@ static int parse(int argc, char **argv, run_opts *o)
             o->think = o->chat = true;
         } else if (args_is(&a, "--no-think", NULL)) {
             o->think = false;
+        } else if (args_is(&a, "--json-schema", NULL)) {
+            ok = (o->schema_file = args_value(&a)) != NULL;
+        } else if (args_is(&a, "--grammar", NULL)) {
+            ok = (o->grammar_file = args_value(&a)) != NULL;
         } else if (args_is(&a, "--stop", NULL)) {
             const char *v = args_value(&a);
             if (v && !*v)
@@ -121,6 +128,8 @@ static int parse(int argc, char **argv, run_opts *o)
     }
     if (o->prompt && o->file)
         return args_error("run", "give the prompt with -p or -f, not both");
+    if (o->schema_file && o->grammar_file)
+        return args_error("run", "give --json-schema or --grammar, not both");
     if (!o->prompt && !o->file) {
         if (isatty(STDIN_FILENO))
             return args_error("run", "no prompt; pass -p TEXT, -f FILE, or pipe text on stdin");
@@ -202,10 +211,32 @@ static void print_speed(const gemma_session *s, const gemma_generate_result *res
                 args_stop_reason(res->stop_reason), res->n_tokens, st.n_past, st.n_ctx);
 }
 
-static int generate(gemma_session *s, const gemma_model *m, const run_opts *o)
+/* The --json-schema / --grammar constraint (NULL without one); *rc = 1 on error. */
+static gemma_constraint *load_constraint(const gemma_model *m, const run_opts *o, int *rc)
+{
+    const char *file = o->schema_file ? o->schema_file : o->grammar_file;
+    if (!file)
+        return NULL;
+    size_t len;
+    char *text = args_read_file("run", file, &len);
+    gemma_constraint *c = NULL;
+    gemma_error err = {0};
+    gemma_status st = !text ? GEMMA_E_IO
+                      : o->schema_file ? gemma_constraint_from_json_schema(m, text, len, &c, &err)
+                                       : gemma_constraint_from_grammar(m, text, len, NULL, &c, &err);
+    if (text && st)
+        fprintf(stderr, "gemma run: %s: %s\n", file, err.message);
+    free(text);
+    if (st)
+        *rc = 1;
+    return c;
+}
+
+static int generate_with(gemma_session *s, const gemma_model *m, const run_opts *o, const gemma_constraint *c)
 {
     gemma_generate_params gp = gemma_generate_default_params(m);
     gp.max_tokens = o->c.n_predict;
+    gp.constraint = c;
     gp.sampling = args_sampling_resolve(&o->sampling, m);
     gp.stop_strings = o->n_stops ? o->stops : NULL;
     gp.n_stop_strings = (size_t)o->n_stops;
@@ -239,6 +270,17 @@ static int generate(gemma_session *s, const gemma_model *m, const run_opts *o)
     else if (res.stop_reason == GEMMA_STOP_CONTEXT_FULL)
         fprintf(stderr, "gemma run: stopped: the context is full; raise -c for longer output\n");
     return res.stop_reason == GEMMA_STOP_CANCELLED || g_interrupted ? 130 : 0;
+}
+
+static int generate(gemma_session *s, const gemma_model *m, const run_opts *o)
+{
+    int rc = 0;
+    gemma_constraint *c = load_constraint(m, o, &rc);
+    if (rc)
+        return rc;
+    rc = generate_with(s, m, o, c);
+    gemma_constraint_free(c);
+    return rc;
 }
 
 int cmd_run(int argc, char **argv)
