@@ -135,6 +135,14 @@ static unsigned gen_ref(sc *c, const gm_json *r, const char *path)
 
 /* ---- numbers ----------------------------------------------------------------------------- */
 
+static bool all_digits(const char *s, int n, char d)
+{
+    for (int i = 0; i < n; i++)
+        if (s[i] != d)
+            return false;
+    return true;
+}
+
 /* Alternatives for the n-digit numbers in [a, z] (digit strings of length n), each a run of
  * digit classes, appended after the common prefix pre. */
 static void digits_range(gm_sb *b, const char *pre, const char *a, const char *z, int n, bool *first)
@@ -155,12 +163,12 @@ static void digits_range(gm_sb *b, const char *pre, const char *a, const char *z
     char nines[24], zeros[24];
     memset(nines, '9', sizeof nines), memset(zeros, '0', sizeof zeros);
     int lo = a[0], hi = z[0];
-    if (strspn(a + 1, "0") < (size_t)(n - 1)) { /* a's block is partial */
+    if (!all_digits(a + 1, n - 1, '0')) { /* a's block is partial */
         snprintf(p, sizeof p, "%s\"%c\" ", pre, a[0]);
         digits_range(b, p, a + 1, nines, n - 1, first);
         lo++;
     }
-    bool z_partial = strspn(z + 1, "9") < (size_t)(n - 1);
+    bool z_partial = !all_digits(z + 1, n - 1, '9');
     hi -= z_partial;
     if (lo <= hi) {
         gm_sb_printf(b, "%s%s[%c-%c]", *first ? "" : " | ", pre, lo, hi);
