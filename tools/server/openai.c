@@ -193,8 +193,63 @@ static bool parse_stop(cJSON *doc, serve_request *r, char *err, size_t cap)
     return true;
 }
 
+/* Fields that would change the meaning of the answer and are not implemented: refused, never
+ * silently ignored. */
+static bool refuse_unsupported(const cJSON *doc, char *err, size_t cap)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, "logit_bias");
+    if (v && !cJSON_IsNull(v) && !(cJSON_IsObject(v) && !v->child))
+        return fail(err, cap, "is not supported", "logit_bias");
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "echo")))
+        return fail(err, cap, "is not supported", "echo");
+    v = cJSON_GetObjectItemCaseSensitive(doc, "suffix");
+    if (v && !cJSON_IsNull(v) && !(cJSON_IsString(v) && !v->valuestring[0]))
+        return fail(err, cap, "is not supported", "suffix");
+    v = cJSON_GetObjectItemCaseSensitive(doc, "best_of");
+    if (v && !cJSON_IsNull(v) && !(cJSON_IsNumber(v) && v->valuedouble == 1))
+        return fail(err, cap, "is not supported", "best_of");
+    return true;
+}
+
+/* response_format: text (nothing), json_object (any JSON object) or json_schema (its schema),
+ * compiled into a constraint on the output. */
+static bool parse_response_format(const serve_config *cfg, const cJSON *doc, serve_request *r, char *err, size_t cap)
+{
+    const cJSON *rf = cJSON_GetObjectItemCaseSensitive(doc, "response_format");
+    if (!rf || cJSON_IsNull(rf))
+        return true;
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(rf, "type");
+    if (!cJSON_IsObject(rf) || !cJSON_IsString(type))
+        return fail(err, cap, "must be an object with a type", "response_format");
+    if (!strcmp(type->valuestring, "text"))
+        return true;
+    char *schema = NULL;
+    if (!strcmp(type->valuestring, "json_object")) {
+        schema = strdup("{\"type\":\"object\"}");
+    } else if (!strcmp(type->valuestring, "json_schema")) {
+        const cJSON *js = cJSON_GetObjectItemCaseSensitive(rf, "json_schema");
+        const cJSON *sc = cJSON_GetObjectItemCaseSensitive(js, "schema");
+        if (!cJSON_IsObject(sc) && !cJSON_IsBool(sc))
+            return fail(err, cap, "must be a JSON Schema object", "response_format.json_schema.schema");
+        schema = cJSON_PrintUnformatted(sc);
+    } else {
+        return fail(err, cap, "type must be text, json_object or json_schema", "response_format");
+    }
+    if (!schema)
+        return fail(err, cap, "out of memory", "response_format");
+    gemma_error e = {0};
+    gemma_status st = gemma_constraint_from_json_schema(cfg->model, schema, strlen(schema), &r->constraint, &e);
+    free(schema);
+    if (st)
+        return fail(err, cap, e.message, "response_format.json_schema.schema");
+    r->gen.constraint = r->constraint;
+    return true;
+}
+
 static bool parse_sampling(const serve_config *cfg, const cJSON *doc, serve_request *r, char *err, size_t cap)
 {
+    if (!refuse_unsupported(doc, err, cap) || !parse_response_format(cfg, doc, r, err, cap))
+        return false;
     gemma_sampler_params *sp = &r->gen.sampling;
     double seed = -1;
     int32_t n = 1;
@@ -254,6 +309,7 @@ void openai_request_free(serve_request *r)
     free(r->prefill);
     cJSON_free(r->tools);
     free(r->stops);
+    gemma_constraint_free(r->constraint);
     cJSON_Delete(r->json);
     memset(r, 0, sizeof *r);
 }

@@ -70,6 +70,7 @@ typedef struct serve_request {
     bool stream, include_usage;
     gemma_tool_call *calls;   /* the messages' tool_calls (chat) */
     char *tools;              /* the request's tools as JSON text; NULL: none, or tool_choice "none" */
+    gemma_constraint *constraint; /* response_format json_object / json_schema; NULL: none */
     serve_tool_choice tool_choice;
     const char *tool_name;    /* TOOLS_NAMED */
     bool thinking;            /* reasoning_effort other than "none" (Gemma 4 thinks first) */
