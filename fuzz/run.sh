@@ -48,6 +48,7 @@ max_len() {
     case "$1" in
         fuzz_gguf) echo 1048576 ;;
         fuzz_model) echo 262144 ;;
+        fuzz_weights) echo 1024 ;;
         fuzz_sampler) echo 8192 ;;
         *) echo 4096 ;;
     esac

@@ -331,6 +331,33 @@ static void sampler_seeds(void)
     }
 }
 
+/* fuzz_weights: [base] [isa] [flags] then 8-byte edits [kind] [tensor] [pos u32] [val u16]
+ * (see fuzz_weights.c): every base and kernel set unedited, then NaN / Inf / max in a norm,
+ * an embedding row and a block scale, and whole tensors filled. */
+static void weights_seeds(void)
+{
+    static const uint8_t edits[][8] = {
+        {1, 1, 3, 0, 0, 0, 0, 0x00},   /* NaN into tensor 1 (a norm in the tiny models) */
+        {1, 0, 9, 0, 0, 0, 0, 0x01},   /* +Inf into the embedding (or its block scale) */
+        {2, 5, 0, 0, 0, 0, 0, 0x03},   /* a whole tensor at +-max */
+        {1, 7, 1, 0, 0, 0, 1, 0x02},   /* -Inf into a block scale */
+        {3, 1, 0, 0, 0x80, 0x7f, 0xff, 0x7f}, /* raw f32 bits */
+        {0, 4, 2, 0, 0, 0, 0x00, 0x7c}, /* raw f16 Inf */
+    };
+    for (int b = 0; b < 24; b++)
+        for (int e = -1; e < (int)(sizeof edits / sizeof *edits); e++) {
+            uint8_t in[3 + 8] = {(uint8_t)b, (uint8_t)(b + e + 1), (uint8_t)(e < 0 ? 0 : e & 1 ? 9 : 4)};
+            size_t n = 3;
+            if (e >= 0) {
+                memcpy(in + 3, edits[e], 8);
+                n += 8;
+            }
+            char name[32];
+            snprintf(name, sizeof name, "weights-%d-%d", b, e + 1);
+            put_file("weights", name, in, n);
+        }
+}
+
 static void openai_seeds(void)
 {
     /* byte 0: 0 chat, 1 completion; then the request body */
@@ -371,6 +398,7 @@ int main(int argc, char **argv)
     tokenizer_seeds();
     chat_seeds();
     sampler_seeds();
+    weights_seeds();
     openai_seeds();
     fprintf(stderr, "gemma-fuzz-seeds: %d seeds in %s\n", g_count, g_out);
     return 0;
