@@ -71,8 +71,7 @@ truncate_during -n 1000
 truncate_during -n 24 --no-mmap
 [[ $rc -eq 0 && -z "$err" ]]; check "--no-mmap: truncation mid-run changes nothing (exit $rc)" $?
 
-# NaN in a 1-D tensor (output_norm.weight, F32, first in the data section). (NaN logits
-# are an error: test_hostile, on an F32 model where the NaN reaches them.)
+# NaN in a 1-D tensor (output_norm.weight, F32, first in the data section).
 cp "$model" "$tmp/nan.gguf"
 off="$("$gemma" inspect "$tmp/nan.gguf" --json --no-load | grep -o '"data_offset": *[0-9]*' | grep -o '[0-9]*$')"
 printf '\x00\x00\xc0\x7f' | dd of="$tmp/nan.gguf" bs=1 seek="$off" conv=notrunc status=none
@@ -82,6 +81,8 @@ out="$("$gemma" inspect "$tmp/nan.gguf" --check-tensors 2>&1)"; rc=$?
 [[ $rc -eq 1 && "$out" == *"output_norm.weight"*NaN* ]]; check "inspect --check-tensors names the NaN tensor (exit $rc)" $?
 out="$("$gemma" run -m "$tmp/nan.gguf" --check-tensors -p Hi -n 2 2>&1)"; rc=$?
 [[ $rc -eq 1 && "$out" == *"output_norm.weight"* ]]; check "run --check-tensors refuses the model" $?
+out="$("$gemma" run -m "$tmp/nan.gguf" -p Hi -n 2 2>&1)"; rc=$?
+[[ $rc -eq 1 && "$out" == *"non-finite logit"* ]]; check "NaN logits are an error, not a token (exit $rc)" $?
 rm -f "$tmp/nan.gguf" "$tmp/v.gguf"
 
 # Ctrl-C at any moment ends the run with 130, also between the prompt and the generation.
