@@ -126,7 +126,7 @@ static void gg_public(const uint8_t *data, size_t size)
     }
     size_t n_t = gemma_gguf_n_tensors(g);
     for (size_t i = 0; i <= n_t; i++) {
-        gemma_tensor_info ti;
+        gemma_tensor_info ti = {.size = sizeof ti};
         st = gemma_gguf_tensor(g, i, &ti);
         if ((st == GEMMA_OK) != (i < n_t))
             __builtin_trap();

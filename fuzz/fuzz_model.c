@@ -11,7 +11,7 @@
 
 static void md_after_load(gemma_model *m)
 {
-    gemma_model_info info;
+    gemma_model_info info = {.size = sizeof info};
     if (gemma_model_get_info(m, &info) != GEMMA_OK)
         __builtin_trap();
     int32_t n_vocab = gemma_vocab_size(m);
@@ -40,7 +40,8 @@ static void md_after_load(gemma_model *m)
     if ((st = gemma_chat_render(m, msgs, 2, true, true, chat, sizeof chat, &clen, &err)))
         fz_check_error(st, &err);
 
-    gemma_session_params sp = gemma_session_default_params();
+    gemma_session_params sp;
+    gemma_session_params_init(&sp, sizeof sp);
     sp.n_ctx = 8;
     sp.n_threads = 1;
     sp.n_batch = 3;
@@ -58,7 +59,8 @@ static void md_after_load(gemma_model *m)
         const float *logits = gemma_session_logits(s);
         if (!logits)
             __builtin_trap();
-        gemma_sampler_params p = gemma_sampler_default_params(m);
+        gemma_sampler_params p;
+        gemma_sampler_params_init(&p, sizeof p, m);
         gemma_sampler *smp = NULL;
         if (gemma_sampler_create(&p, n_vocab, &smp, &err) == GEMMA_OK) {
             gemma_token t = gemma_sampler_sample(smp, logits);
@@ -81,7 +83,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int fd = fz_memfd(data, size, path);
     if (fd < 0)
         return 0;
-    gemma_model_params mp = gemma_model_default_params();
+    gemma_model_params mp;
+    gemma_model_params_init(&mp, sizeof mp);
     mp.use_mmap = (size & 1) == 0; /* both the mapped and the read path */
     gemma_model *m = NULL;
     gemma_error err;

@@ -11,7 +11,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    serve_config cfg = {.model_id = "fuzz", .max_tokens = 16, .sampling = gemma_sampler_default_params(NULL)};
+    serve_config cfg = {.model_id = "fuzz", .max_tokens = 16};
+    gemma_sampler_params_init(&cfg.sampling, sizeof cfg.sampling, NULL);
     serve_kind kind = data[0] & 1 ? SERVE_COMPLETION : SERVE_CHAT;
     serve_request r;
     char err[512];

@@ -11,7 +11,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fz_in in = {data, size};
     gemma_sampler_params p;
-    memset(&p, 0, sizeof p);
+    gemma_sampler_params_init(&p, sizeof p, NULL);
     p.temperature = fz_f32(&in);
     p.top_k = (int32_t)fz_u32(&in);
     p.top_p = fz_f32(&in);
@@ -71,6 +71,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     gemma_sampler_free(s);
     gemma_sampler_free(s2);
     gemma_sampler_free(NULL);
-    (void)gemma_sampler_default_params(NULL);
     return 0;
 }

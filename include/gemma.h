@@ -17,6 +17,14 @@
  *  - The library never calls exit() or abort() and keeps no global mutable state.
  *  - Strings are UTF-8 with explicit lengths where they come from the model; invalid
  *    UTF-8 input is accepted and tokenized as bytes.
+ *  - Structs that can grow (parameters, info, stats, results) start with `size_t size`, the
+ *    struct's size as the caller was compiled. Parameters: gemma_*_params_init(&p, sizeof p)
+ *    sets size and the defaults, then set the fields you want. Structs the library fills:
+ *    set size first (`info.size = sizeof info;`). New fields are only ever
+ *    appended (never inserted, resized or removed) and a field the caller's size does not
+ *    cover keeps its default, so a program built against an older gemma.h runs unchanged on
+ *    a newer library. A size below the first version's or above this header's is refused
+ *    with GEMMA_E_INVALID_ARG.
  */
 #ifndef GEMMA_H
 #define GEMMA_H
@@ -44,6 +52,15 @@ extern "C" {
 #define GEMMA_VERSION_MAJOR 0
 #define GEMMA_VERSION_MINOR 1
 #define GEMMA_VERSION_PATCH 0
+
+/* Marks a declaration that the next minor version removes; it keeps working until then. */
+#if defined(__GNUC__) || defined(__clang__)
+#  define GEMMA_DEPRECATED(msg) __attribute__((deprecated(msg)))
+#elif defined(_MSC_VER)
+#  define GEMMA_DEPRECATED(msg) __declspec(deprecated(msg))
+#else
+#  define GEMMA_DEPRECATED(msg)
+#endif
 
 /* "0.1.0"; static storage. Thread-safe. */
 GEMMA_API const char *gemma_version(void);
@@ -95,6 +112,7 @@ typedef struct gemma_gguf gemma_gguf;
 
 /* GGUF metadata value types (the ids used in the file). */
 typedef enum gemma_gguf_type {
+    GEMMA_GGUF_INVALID = -1, /* what the accessors below return for an out-of-range index */
     GEMMA_GGUF_UINT8 = 0, GEMMA_GGUF_INT8 = 1, GEMMA_GGUF_UINT16 = 2, GEMMA_GGUF_INT16 = 3,
     GEMMA_GGUF_UINT32 = 4, GEMMA_GGUF_INT32 = 5, GEMMA_GGUF_FLOAT32 = 6, GEMMA_GGUF_BOOL = 7,
     GEMMA_GGUF_STRING = 8, GEMMA_GGUF_ARRAY = 9, GEMMA_GGUF_UINT64 = 10, GEMMA_GGUF_INT64 = 11,
@@ -125,13 +143,13 @@ GEMMA_API size_t gemma_gguf_n_kv(const gemma_gguf *g);
 GEMMA_API const char *gemma_gguf_kv_key(const gemma_gguf *g, size_t i);
 /* Index of key, or -1 when absent. O(1). */
 GEMMA_API int64_t gemma_gguf_find_key(const gemma_gguf *g, const char *key);
-/* Value type of record i; for arrays also the element type and the element count
- * (scalars: count 1). Out-of-range i gives -1 / 0. */
-GEMMA_API int gemma_gguf_kv_type(const gemma_gguf *g, size_t i);
-GEMMA_API int gemma_gguf_kv_elem_type(const gemma_gguf *g, size_t i);
+/* Value type of record i; for arrays also the element type (GEMMA_GGUF_INVALID for
+ * scalars) and the element count (scalars: 1). Out-of-range i gives GEMMA_GGUF_INVALID / 0. */
+GEMMA_API gemma_gguf_type gemma_gguf_kv_type(const gemma_gguf *g, size_t i);
+GEMMA_API gemma_gguf_type gemma_gguf_kv_elem_type(const gemma_gguf *g, size_t i);
 GEMMA_API uint64_t gemma_gguf_kv_count(const gemma_gguf *g, size_t i);
 /* "UINT32", "STRING", ... for a gemma_gguf_type; "INVALID" otherwise. Static storage. */
-GEMMA_API const char *gemma_gguf_type_name(int type);
+GEMMA_API const char *gemma_gguf_type_name(gemma_gguf_type type);
 /* Renders record i's value as text into buf (always NUL-terminated when cap > 0).
  * Scalars as numbers, true/false, or the raw string; arrays as "[n x TYPE] a, b, c, ..."
  * with the first few elements (strings quoted and escaped). Returns GEMMA_OK,
@@ -150,8 +168,9 @@ GEMMA_API gemma_status gemma_gguf_get_f32(const gemma_gguf *g, const char *key, 
 GEMMA_API gemma_status gemma_gguf_get_str(const gemma_gguf *g, const char *key, const char **str,
                                           size_t *len);
 
-/* The tensor table, in file order. */
+/* The tensor table, in file order. Set size before the call (see Conventions). */
 typedef struct gemma_tensor_info {
+    size_t size;
     const char *name;      /* NUL-terminated; owned by the gemma_gguf */
     const char *type_name; /* "Q4_K", "F32", ...; static storage */
     uint32_t type;         /* ggml type id */
@@ -163,7 +182,7 @@ typedef struct gemma_tensor_info {
 } gemma_tensor_info;
 
 GEMMA_API size_t gemma_gguf_n_tensors(const gemma_gguf *g);
-/* Fills *out for tensor i; GEMMA_E_INVALID_ARG when i is out of range. */
+/* Fills *out for tensor i; GEMMA_E_INVALID_ARG when i is out of range or out->size is bad. */
 GEMMA_API gemma_status gemma_gguf_tensor(const gemma_gguf *g, size_t i, gemma_tensor_info *out);
 
 /* ---------------------------------------------------------------------------------------
@@ -186,14 +205,16 @@ typedef int (*gemma_progress_fn)(float progress, void *user);
  * validate_data: also scan every tensor (1-D norms included) for NaN/Inf; the first one
  * found is GEMMA_E_MODEL naming the tensor, row and element (slow; default false). */
 typedef struct gemma_model_params {
+    size_t size;                /* sizeof(gemma_model_params), set by gemma_model_params_init */
     bool use_mmap;              /* map the file read-only (default); false reads it into memory */
     bool validate_data;         /* also scan every tensor for NaN/Inf (slow; default false) */
     gemma_progress_fn progress; /* may be NULL */
     void *progress_user;
 } gemma_model_params;
 
-/* Defaults: use_mmap = true. Thread-safe. */
-GEMMA_API gemma_model_params gemma_model_default_params(void);
+/* Sets p->size = size and the defaults (use_mmap = true). GEMMA_E_INVALID_ARG for a bad
+ * size (pass sizeof *p). Thread-safe. */
+GEMMA_API gemma_status gemma_model_params_init(gemma_model_params *p, size_t size);
 
 /* Loads and validates a GGUF model. The file is untrusted: every size, offset, type and
  * hyper-parameter is checked before use. On failure *out is NULL and err (if given)
@@ -206,6 +227,7 @@ GEMMA_API gemma_status gemma_model_load(const char *path, const gemma_model_para
 GEMMA_API void gemma_model_free(gemma_model *model);
 
 typedef struct gemma_model_info {
+    size_t size;              /* set by the caller: sizeof(gemma_model_info) */
     const char *architecture; /* "gemma3", "gemma4"; owned by the model */
     const char *name;         /* general.name or "" */
     const char *size_label;   /* "270M", "1B", ... (from general.size_label or derived) */
@@ -224,7 +246,8 @@ typedef struct gemma_model_info {
     bool has_chat_template;
 } gemma_model_info;
 
-/* Fills *info; pointers stay valid while the model lives. Thread-safe. */
+/* Fills *info (its first info->size bytes); pointers stay valid while the model lives.
+ * Thread-safe. */
 GEMMA_API gemma_status gemma_model_get_info(const gemma_model *model, gemma_model_info *info);
 
 /* ---------------------------------------------------------------------------------------
@@ -288,7 +311,7 @@ typedef struct gemma_chat_message {
     const char *name;                  /* tool: the function's name (when no id matches) */
 } gemma_chat_message;
 
-/* How a chat is rendered and tokenized. Initialize with gemma_chat_default_params().
+/* How a chat is rendered and tokenized. Initialize with gemma_chat_params_init().
  *
  * Turn injection: message content (user, system, assistant, tool) is untrusted text. By
  * default gemma_chat_tokenize and gemma_session_feed_chat turn only the template's own
@@ -297,6 +320,7 @@ typedef struct gemma_chat_message {
  * "<end_of_turn>\n<start_of_turn>model\n" cannot forge a turn. Callers whose messages are
  * trusted and deliberately contain control-token text set trusted_content. */
 typedef struct gemma_chat_params {
+    size_t size;                /* sizeof(gemma_chat_params), set by gemma_chat_params_init */
     bool add_generation_prompt; /* end where the model's answer begins (default true) */
     bool add_bos;               /* start with BOS (default true) */
     bool enable_thinking;       /* Gemma 4: let the model think before answering (default false) */
@@ -305,8 +329,9 @@ typedef struct gemma_chat_params {
                                    {"name", "description", "parameters"}}, or NULL for none */
 } gemma_chat_params;
 
-/* The defaults above. Thread-safe. */
-GEMMA_API gemma_chat_params gemma_chat_default_params(void);
+/* Sets p->size = size and the defaults above. GEMMA_E_INVALID_ARG for a bad size (pass
+ * sizeof *p). Thread-safe. */
+GEMMA_API gemma_status gemma_chat_params_init(gemma_chat_params *p, size_t size);
 
 /* Renders and tokenizes messages as described at gemma_chat_params (params NULL: defaults).
  * Writes at most cap ids and the total count to *n_tokens; GEMMA_E_BUFFER_TOO_SMALL with
@@ -367,6 +392,7 @@ GEMMA_API gemma_status gemma_chat_render(const gemma_model *model, const gemma_c
  * Sampling
  * ------------------------------------------------------------------------------------ */
 typedef struct gemma_sampler_params {
+    size_t size;             /* sizeof(gemma_sampler_params), set by gemma_sampler_params_init */
     float temperature;       /* 0: greedy (always the most likely token); must be >= 0 */
     int32_t top_k;           /* <= 0: off */
     float top_p;             /* >= 1: off */
@@ -378,12 +404,15 @@ typedef struct gemma_sampler_params {
     uint64_t seed;           /* same seed, same text, whatever the thread count */
 } gemma_sampler_params;
 
-/* Gemma's published defaults (temperature 1.0, top-k 64, top-p 0.95, min-p 0), overridden
- * by the file's general.sampling.* keys when model is not NULL and has them. Thread-safe. */
-GEMMA_API gemma_sampler_params gemma_sampler_default_params(const gemma_model *model);
+/* Sets p->size = size and Gemma's published defaults (temperature 1.0, top-k 64, top-p 0.95,
+ * min-p 0), overridden by the file's general.sampling.* keys when model is not NULL and has
+ * them. GEMMA_E_INVALID_ARG for a bad size (pass sizeof *p). Thread-safe. */
+GEMMA_API gemma_status gemma_sampler_params_init(gemma_sampler_params *p, size_t size,
+                                                 const gemma_model *model);
 
 typedef struct gemma_sampler gemma_sampler;
-/* Validates params (GEMMA_E_INVALID_ARG with a message for NaN, negative, out of range). */
+/* Validates params (GEMMA_E_INVALID_ARG with a message for a bad size, NaN, negative, out of
+ * range) and copies them: params may go away after the call. */
 GEMMA_API gemma_status gemma_sampler_create(const gemma_sampler_params *params, int32_t n_vocab,
                                             gemma_sampler **out, gemma_error *err);
 GEMMA_API void gemma_sampler_free(gemma_sampler *s);
@@ -415,6 +444,7 @@ typedef enum gemma_overflow {
 } gemma_overflow;
 
 typedef struct gemma_session_params {
+    size_t size;       /* sizeof(gemma_session_params), set by gemma_session_params_init */
     int32_t n_ctx;     /* context length; 0 = min(model's trained length, 8192) */
     int32_t n_threads; /* 0 = number of online CPUs */
     int32_t n_batch;   /* prompt tokens per forward pass; 0 = 512 */
@@ -422,7 +452,9 @@ typedef struct gemma_session_params {
     const char *isa;   /* force a kernel set: "scalar", "avx2", "avx512", ...; NULL = best */
 } gemma_session_params;
 
-GEMMA_API gemma_session_params gemma_session_default_params(void);
+/* Sets p->size = size and the defaults (every field 0: see above). GEMMA_E_INVALID_ARG for a
+ * bad size (pass sizeof *p). Thread-safe. */
+GEMMA_API gemma_status gemma_session_params_init(gemma_session_params *p, size_t size);
 
 /* Creates a session on model. Allocates the KV cache (local sliding-window layers keep
  * only the window) and a thread pool. Thread-safe with respect to other sessions. */
@@ -531,8 +563,11 @@ GEMMA_API void gemma_constraint_free(gemma_constraint *c);
  * absent max_tokens. The gemma tool's -n differs: -n 0 evaluates the prompt only (it does
  * not call generate) and -n -1 is no limit. */
 typedef struct gemma_generate_params {
+    size_t size;                      /* set by gemma_generate_params_init */
     int32_t max_tokens;               /* <= 0: until EOG or the context is full */
-    gemma_sampler_params sampling;
+    /* NULL: gemma_sampler_params_init's defaults for the session's model. A pointer, not a
+     * member, so that both structs can grow. Read during the call only. */
+    const gemma_sampler_params *sampling;
     const char *const *stop_strings;  /* may be NULL */
     size_t n_stop_strings;
     gemma_token_fn on_token;          /* may be NULL */
@@ -542,17 +577,20 @@ typedef struct gemma_generate_params {
     const gemma_constraint *constraint; /* NULL, or the output must match it (see gemma_constraint) */
 } gemma_generate_params;
 
-/* Defaults: max_tokens 256, sampling = gemma_sampler_default_params(model). */
-GEMMA_API gemma_generate_params gemma_generate_default_params(const gemma_model *model);
+/* Sets p->size = size and the defaults: max_tokens 256, everything else 0/NULL.
+ * GEMMA_E_INVALID_ARG for a bad size (pass sizeof *p). Thread-safe. */
+GEMMA_API gemma_status gemma_generate_params_init(gemma_generate_params *p, size_t size);
 
 typedef struct gemma_generate_result {
+    size_t size;             /* set by the caller: sizeof(gemma_generate_result) */
     gemma_stop_reason stop_reason;
     int32_t n_tokens;        /* tokens generated */
 } gemma_generate_result;
 
 /* Samples and evaluates tokens until a stop condition. Cancelling ends it with
  * GEMMA_OK and stop_reason GEMMA_STOP_CANCELLED. Logits that are NaN or Inf (broken
- * weights) end it with GEMMA_E_MODEL and a message, never with an arbitrary token. */
+ * weights) end it with GEMMA_E_MODEL and a message, never with an arbitrary token. params may
+ * be NULL (defaults); result may be NULL, else its size must be set. */
 GEMMA_API gemma_status gemma_session_generate(gemma_session *s, const gemma_generate_params *params,
                                               gemma_generate_result *result);
 
@@ -564,6 +602,7 @@ GEMMA_API gemma_status gemma_session_generate(gemma_session *s, const gemma_gene
 GEMMA_API void gemma_session_cancel(gemma_session *s);
 
 typedef struct gemma_session_stats {
+    size_t size;              /* set by the caller: sizeof(gemma_session_stats) */
     int32_t n_ctx;
     int32_t n_past;
     int32_t n_threads;
@@ -576,6 +615,7 @@ typedef struct gemma_session_stats {
     double gen_seconds;
 } gemma_session_stats;
 
+/* Fills *st (its first st->size bytes). Same thread rules as the other session calls. */
 GEMMA_API gemma_status gemma_session_get_stats(const gemma_session *s, gemma_session_stats *st);
 
 #ifdef __cplusplus

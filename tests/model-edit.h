@@ -105,7 +105,8 @@ static gemma_status load_bytes(const uint8_t *buf, size_t len, bool use_mmap, ge
     int fd = fz_memfd(buf, len, path);
     if (fd < 0)
         return GEMMA_E_IO;
-    gemma_model_params p = gemma_model_default_params();
+    gemma_model_params p;
+    gemma_model_params_init(&p, sizeof p);
     p.use_mmap = use_mmap;
     gemma_status st = gemma_model_load(path, &p, m, err);
     close(fd);

@@ -104,16 +104,17 @@ int64_t gemma_gguf_find_key(const gemma_gguf *g, const char *key)
     return kv ? (int64_t)(kv - ctx_of(g)->kv) : -1;
 }
 
-int gemma_gguf_kv_type(const gemma_gguf *g, size_t i)
+/* The parser accepts only the value types gemma_gguf_type names. */
+gemma_gguf_type gemma_gguf_kv_type(const gemma_gguf *g, size_t i)
 {
     const gguf_kv *kv = kv_at(g, i);
-    return kv ? (int)kv->type : -1;
+    return kv ? (gemma_gguf_type)kv->type : GEMMA_GGUF_INVALID;
 }
 
-int gemma_gguf_kv_elem_type(const gemma_gguf *g, size_t i)
+gemma_gguf_type gemma_gguf_kv_elem_type(const gemma_gguf *g, size_t i)
 {
     const gguf_kv *kv = kv_at(g, i);
-    return kv && kv->type == GGUF_T_ARRAY ? (int)kv->arr_type : -1;
+    return kv && kv->type == GGUF_T_ARRAY ? (gemma_gguf_type)kv->arr_type : GEMMA_GGUF_INVALID;
 }
 
 uint64_t gemma_gguf_kv_count(const gemma_gguf *g, size_t i)
@@ -122,7 +123,10 @@ uint64_t gemma_gguf_kv_count(const gemma_gguf *g, size_t i)
     return kv ? kv->n : 0;
 }
 
-const char *gemma_gguf_type_name(int type) { return type < 0 ? "INVALID" : gguf_vtype_name((uint32_t)type); }
+const char *gemma_gguf_type_name(gemma_gguf_type type)
+{
+    return (int)type < 0 ? "INVALID" : gguf_vtype_name((uint32_t)type);
+}
 
 /* Element idx of a fixed-size integer/bool value; false for other types. */
 static bool read_int(uint32_t type, const uint8_t *p, uint64_t idx, int64_t *out, bool *too_big)
@@ -291,13 +295,13 @@ gemma_status gemma_gguf_get_str(const gemma_gguf *g, const char *key, const char
     return st;
 }
 
-gemma_status gemma_gguf_tensor(const gemma_gguf *g, size_t i, gemma_tensor_info *out)
+gemma_status gemma_gguf_tensor(const gemma_gguf *g, size_t i, gemma_tensor_info *dst)
 {
-    if (!g || !out || i >= ctx_of(g)->n_tensors)
+    if (!g || !dst || i >= ctx_of(g)->n_tensors)
         return GEMMA_E_INVALID_ARG;
     const gguf_tensor *t = &ctx_of(g)->tensors[i];
     const gm_type_traits *tt = gm_type_get(t->type); /* non-NULL: the parser checked */
-    memset(out, 0, sizeof *out);
+    gemma_tensor_info full = {.size = sizeof full}, *out = &full;
     out->name = g->tensor_names[i];
     out->type_name = tt ? tt->name : "?";
     out->type = t->type;
@@ -309,5 +313,5 @@ gemma_status gemma_gguf_tensor(const gemma_gguf *g, size_t i, gemma_tensor_info 
     }
     out->offset = t->offset;
     out->nbytes = t->nbytes;
-    return GEMMA_OK;
+    return gm_abi_write(dst, dst->size, out, sizeof *out, GM_ABI_MIN(gemma_tensor_info, nbytes));
 }

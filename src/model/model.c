@@ -18,11 +18,18 @@ const gguf_ctx *gm_model_gguf(const gemma_model *m) { return m ? m->file->ctx : 
 const struct gm_vocab *gm_model_vocab(const gemma_model *m) { return m ? m->vocab : NULL; }
 const char *gm_model_arch(const gemma_model *m) { return m ? m->arch : ""; }
 
-gemma_model_params gemma_model_default_params(void)
+#define MODEL_PARAMS_MIN GM_ABI_MIN(gemma_model_params, progress_user)
+
+static gemma_model_params model_defaults(void)
 {
-    gemma_model_params p = {0};
-    p.use_mmap = true;
+    gemma_model_params p = {.size = sizeof p, .use_mmap = true};
     return p;
+}
+
+gemma_status gemma_model_params_init(gemma_model_params *p, size_t size)
+{
+    gemma_model_params d = model_defaults();
+    return p ? gm_abi_write(p, size, &d, sizeof d, MODEL_PARAMS_MIN) : GEMMA_E_INVALID_ARG;
 }
 
 void gemma_model_free(gemma_model *m)
@@ -396,7 +403,9 @@ gemma_status gemma_model_load(const char *path, const gemma_model_params *params
     *out = NULL;
     if (!path)
         return gm_fail(err, GEMMA_E_INVALID_ARG, "gemma_model_load: path is NULL");
-    gemma_model_params p = params ? *params : gemma_model_default_params();
+    gemma_model_params p = model_defaults();
+    if (params && gm_abi_read(&p, sizeof p, params, MODEL_PARAMS_MIN, "gemma_model_params", err))
+        return GEMMA_E_INVALID_ARG;
     gemma_model *m = calloc(1, sizeof *m);
     if (!m)
         return gm_fail(err, GEMMA_E_NOMEM, "out of memory allocating the model");
@@ -413,11 +422,11 @@ gemma_status gemma_model_load(const char *path, const gemma_model_params *params
     return GEMMA_OK;
 }
 
-gemma_status gemma_model_get_info(const gemma_model *m, gemma_model_info *info)
+gemma_status gemma_model_get_info(const gemma_model *m, gemma_model_info *out)
 {
-    if (!m || !info)
+    if (!m || !out)
         return GEMMA_E_INVALID_ARG;
-    memset(info, 0, sizeof *info);
+    gemma_model_info full = {.size = sizeof full}, *info = &full;
     const gm_hparams *hp = &m->hp;
     info->architecture = m->arch;
     info->name = m->name;
@@ -436,5 +445,5 @@ gemma_status gemma_model_get_info(const gemma_model *m, gemma_model_info *info)
     info->n_params = m->n_params;
     info->weight_bytes = m->weight_bytes;
     info->has_chat_template = m->has_chat_template;
-    return GEMMA_OK;
+    return gm_abi_write(out, out->size, info, sizeof *info, GM_ABI_MIN(gemma_model_info, has_chat_template));
 }

@@ -11,13 +11,15 @@
 #include <math.h>
 #include <stdlib.h>
 
-gemma_generate_params gemma_generate_default_params(const gemma_model *model)
+#define GENERATE_PARAMS_MIN GM_ABI_MIN(gemma_generate_params, max_thinking_tokens)
+#define GENERATE_RESULT_MIN GM_ABI_MIN(gemma_generate_result, n_tokens)
+
+static const gemma_generate_params generate_defaults = {.size = sizeof generate_defaults, .max_tokens = 256};
+
+gemma_status gemma_generate_params_init(gemma_generate_params *p, size_t size)
 {
-    gemma_generate_params p;
-    memset(&p, 0, sizeof p);
-    p.max_tokens = 256;
-    p.sampling = gemma_sampler_default_params(model);
-    return p;
+    return p ? gm_abi_write(p, size, &generate_defaults, sizeof generate_defaults, GENERATE_PARAMS_MIN)
+             : GEMMA_E_INVALID_ARG;
 }
 
 typedef struct gen_state {
@@ -229,62 +231,80 @@ static gemma_status step(gen_state *g, gemma_generate_result *res, gemma_stop_re
     return GEMMA_OK;
 }
 
-static gemma_status generate_locked(gemma_session *s, const gemma_generate_params *params,
-                                    gemma_generate_result *result)
+/* Reads the caller's params over the defaults and checks them; *sp holds the model's default
+ * sampling when the caller gives none. */
+static gemma_status read_params(gemma_session *s, const gemma_generate_params *params, gemma_generate_params *p,
+                                gemma_sampler_params *sp)
 {
-    atomic_store_explicit(&s->cancel, 0, memory_order_relaxed);
-    s->err.code = GEMMA_OK;
-    s->err.message[0] = '\0';
-    gemma_generate_result res = {GEMMA_STOP_NONE, 0};
-    if (result)
-        *result = res;
-    gemma_generate_params defaults;
-    if (!params) {
-        defaults = gemma_generate_default_params(s->model);
-        params = &defaults;
+    *p = generate_defaults;
+    if (params && gm_abi_read(p, sizeof *p, params, GENERATE_PARAMS_MIN, "gemma_generate_params", &s->err))
+        return GEMMA_E_INVALID_ARG;
+    if (!p->sampling) {
+        gemma_sampler_params_init(sp, sizeof *sp, s->model);
+        p->sampling = sp;
     }
-    if (params->n_stop_strings && !params->stop_strings)
+    if (p->n_stop_strings && !p->stop_strings)
         return gm_session_fail(s, GEMMA_E_INVALID_ARG, "stop_strings is NULL but n_stop_strings is %zu",
-                               params->n_stop_strings);
+                               p->n_stop_strings);
     if (!s->has_logits)
         return gm_session_fail(s, GEMMA_E_INVALID_ARG, "nothing has been evaluated yet: feed a prompt first");
-    gen_state g = {s, params, NULL, NULL, NULL, 0, 0, -1, -1, -1, false, 0, NULL, NULL};
-    thought_init(&g);
-    gemma_error e = {0};
-    gemma_status st = params->constraint ? gm_constraint_matcher(params->constraint, s->model, &g.m) : GEMMA_OK;
-    if (!st && params->constraint && !(g.masked = gm_malloc_array((size_t)s->model->hp.n_vocab, sizeof *g.masked)))
-        st = GEMMA_E_NOMEM;
-    if (st) {
-        gm_matcher_free(g.m);
-        return gm_session_fail(s, st, st == GEMMA_E_NOMEM ? "constraint: out of memory"
-                                                           : "constraint: it was compiled for another model");
-    }
-    st = gemma_sampler_create(&params->sampling, s->model->hp.n_vocab, &g.sampler, &e);
-    if (st) {
-        gm_matcher_free(g.m);
-        free(g.masked);
-        gm_session_fail(s, st, "sampler: %s", e.message);
-        return st;
-    }
+    return GEMMA_OK;
+}
+
+/* The sampling loop, once the sampler exists. */
+static gemma_status run(gen_state *g, gemma_generate_result *res)
+{
+    gemma_session *s = g->s;
     const double t0 = gm_now();
     for (int32_t i = 0; i < s->n_past; i++)
-        gemma_sampler_accept(g.sampler, s->history[i]); /* the penalties see the prompt */
-    st = gemma_detok_create(s->model, false, &g.detok);
+        gemma_sampler_accept(g->sampler, s->history[i]); /* the penalties see the prompt */
+    gemma_status st = gemma_detok_create(s->model, false, &g->detok);
     if (st)
         gm_session_fail(s, st, "cannot create the detokenizer");
     gemma_stop_reason reason = GEMMA_STOP_NONE;
     while (!st && reason == GEMMA_STOP_NONE) {
         if (cancelled(s)) {
             reason = GEMMA_STOP_CANCELLED;
-            st = flush_all(&g, g.last);
+            st = flush_all(g, g->last);
             break;
         }
-        st = step(&g, &res, &reason);
+        st = step(g, res, &reason);
     }
     s->gen_seconds += gm_now() - t0;
-    res.stop_reason = reason;
+    res->stop_reason = reason;
+    return st;
+}
+
+static gemma_status generate_locked(gemma_session *s, const gemma_generate_params *params,
+                                    gemma_generate_result *result)
+{
+    atomic_store_explicit(&s->cancel, 0, memory_order_relaxed);
+    s->err.code = GEMMA_OK;
+    s->err.message[0] = '\0';
+    gemma_generate_result res = {.size = sizeof res, .stop_reason = GEMMA_STOP_NONE};
+    if (result && gm_abi_write(result, result->size, &res, sizeof res, GENERATE_RESULT_MIN))
+        return gm_session_fail(s, GEMMA_E_INVALID_ARG, "gemma_generate_result: size is %zu; set it to sizeof the struct",
+                               result->size);
+    gemma_generate_params p;
+    gemma_sampler_params sp;
+    gemma_status st = read_params(s, params, &p, &sp);
+    if (st)
+        return st;
+    gen_state g = {s, &p, NULL, NULL, NULL, 0, 0, -1, -1, -1, false, 0, NULL, NULL};
+    thought_init(&g);
+    gemma_error e = {0};
+    st = p.constraint ? gm_constraint_matcher(p.constraint, s->model, &g.m) : GEMMA_OK;
+    if (!st && p.constraint && !(g.masked = gm_malloc_array((size_t)s->model->hp.n_vocab, sizeof *g.masked)))
+        st = GEMMA_E_NOMEM;
+    if (st)
+        gm_session_fail(s, st, st == GEMMA_E_NOMEM ? "constraint: out of memory"
+                                                   : "constraint: it was compiled for another model");
+    if (!st && (st = gemma_sampler_create(p.sampling, s->model->hp.n_vocab, &g.sampler, &e)))
+        gm_session_fail(s, st, "sampler: %s", e.message);
+    if (!st)
+        st = run(&g, &res);
     if (result)
-        *result = res;
+        gm_abi_write(result, result->size, &res, sizeof res, GENERATE_RESULT_MIN);
     free(g.text);
     gemma_detok_free(g.detok);
     gemma_sampler_free(g.sampler);

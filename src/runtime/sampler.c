@@ -126,10 +126,12 @@ static bool meta_float(const gguf_ctx *g, const char *key, float *out)
     return true;
 }
 
-gemma_sampler_params gemma_sampler_default_params(const gemma_model *model)
+#define SAMPLER_PARAMS_MIN GM_ABI_MIN(gemma_sampler_params, seed)
+
+static gemma_sampler_params sampler_defaults(const gemma_model *model)
 {
     gemma_sampler_params p = {
-        .temperature = 1.0f, .top_k = 64, .top_p = 0.95f, .min_p = 0.0f,
+        .size = sizeof p, .temperature = 1.0f, .top_k = 64, .top_p = 0.95f, .min_p = 0.0f,
         .repeat_penalty = 1.0f, .presence_penalty = 0.0f, .frequency_penalty = 0.0f,
         .penalty_last_n = 64, .seed = 0x5eed5eed5eedull,
     };
@@ -153,6 +155,14 @@ gemma_sampler_params gemma_sampler_default_params(const gemma_model *model)
     if (meta_float(g, "general.sampling.penalty_repeat", &fv) && fv > 0.0f)
         p.repeat_penalty = fv;
     return p;
+}
+
+gemma_status gemma_sampler_params_init(gemma_sampler_params *p, size_t size, const gemma_model *model)
+{
+    if (!p)
+        return GEMMA_E_INVALID_ARG;
+    const gemma_sampler_params d = sampler_defaults(model);
+    return gm_abi_write(p, size, &d, sizeof d, SAMPLER_PARAMS_MIN);
 }
 
 /* ---- create / free ------------------------------------------------------------------ */
@@ -201,13 +211,16 @@ gemma_status gemma_sampler_create(const gemma_sampler_params *params, int32_t n_
     *out = NULL;
     if (!params)
         return gm_fail(err, GEMMA_E_INVALID_ARG, "sampler: params is NULL");
-    gemma_status st = validate(params, n_vocab, err);
+    gemma_sampler_params p = sampler_defaults(NULL);
+    gemma_status st = gm_abi_read(&p, sizeof p, params, SAMPLER_PARAMS_MIN, "gemma_sampler_params", err);
+    if (st == GEMMA_OK)
+        st = validate(&p, n_vocab, err);
     if (st != GEMMA_OK)
         return st;
     gemma_sampler *s = calloc(1, sizeof *s);
     if (!s)
         return gm_fail(err, GEMMA_E_NOMEM, "sampler: out of memory");
-    s->p = *params;
+    s->p = p;
     s->n_vocab = n_vocab;
     s->cand = gm_malloc_array((size_t)n_vocab, sizeof *s->cand);
     s->work = gm_malloc_array((size_t)n_vocab, sizeof *s->work);

@@ -27,11 +27,15 @@ static void clear_error(gemma_session *s)
     s->err.message[0] = '\0';
 }
 
-gemma_session_params gemma_session_default_params(void)
+#define SESSION_PARAMS_MIN GM_ABI_MIN(gemma_session_params, isa)
+
+static const gemma_session_params session_defaults = {.size = sizeof session_defaults,
+                                                      .overflow = GEMMA_OVERFLOW_ERROR};
+
+gemma_status gemma_session_params_init(gemma_session_params *p, size_t size)
 {
-    gemma_session_params p = {0};
-    p.overflow = GEMMA_OVERFLOW_ERROR;
-    return p;
+    return p ? gm_abi_write(p, size, &session_defaults, sizeof session_defaults, SESSION_PARAMS_MIN)
+             : GEMMA_E_INVALID_ARG;
 }
 
 static void destroy(gemma_session *s)
@@ -118,12 +122,14 @@ gemma_status gemma_session_create(gemma_model *model, const gemma_session_params
     *out = NULL;
     if (!model)
         return gm_fail(err, GEMMA_E_INVALID_ARG, "gemma_session_create: model is NULL");
-    gemma_session_params p = params ? *params : gemma_session_default_params();
+    gemma_session_params p = session_defaults;
+    if (params && gm_abi_read(&p, sizeof p, params, SESSION_PARAMS_MIN, "gemma_session_params", err))
+        return GEMMA_E_INVALID_ARG;
     gemma_session *s = calloc(1, sizeof *s);
     if (!s)
         return gm_fail(err, GEMMA_E_NOMEM, "out of memory allocating the session");
     s->model = model;
-    s->chat = gemma_chat_default_params();
+    gm_chat_params_read(NULL, &s->chat, NULL);
     atomic_init(&s->cancel, 0);
     atomic_init(&s->busy, GM_IDLE);
     gm_isa isa = GM_ISA_SCALAR;
@@ -385,7 +391,9 @@ static gemma_status feed_chat_locked(gemma_session *s, const gemma_chat_message 
 
 static gemma_status set_chat_params_locked(gemma_session *s, const gemma_chat_params *params)
 {
-    gemma_chat_params p = params ? *params : gemma_chat_default_params();
+    gemma_chat_params p;
+    if (gm_chat_params_read(params, &p, &s->err))
+        return GEMMA_E_INVALID_ARG;
     char *tools = p.tools ? strdup(p.tools) : NULL;
     if (p.tools && !tools)
         return gm_session_fail(s, GEMMA_E_NOMEM, "out of memory copying the tools");
@@ -423,11 +431,11 @@ gemma_status gemma_session_feed_chat(gemma_session *s, const gemma_chat_message 
     GM_SESSION_CALL(s, feed_chat_locked(s, msgs, n_msgs));
 }
 
-gemma_status gemma_session_get_stats(const gemma_session *s, gemma_session_stats *st)
+gemma_status gemma_session_get_stats(const gemma_session *s, gemma_session_stats *out)
 {
-    if (!s || !st)
+    if (!s || !out)
         return GEMMA_E_INVALID_ARG;
-    memset(st, 0, sizeof *st);
+    gemma_session_stats full = {.size = sizeof full}, *st = &full;
     st->n_ctx = s->n_ctx;
     st->n_past = s->n_past;
     st->n_threads = gm_compute_threads(s->c);
@@ -438,5 +446,5 @@ gemma_status gemma_session_get_stats(const gemma_session *s, gemma_session_stats
     st->n_gen_tokens = s->n_gen_tokens;
     st->prompt_seconds = s->prompt_seconds;
     st->gen_seconds = s->gen_seconds;
-    return GEMMA_OK;
+    return gm_abi_write(out, out->size, st, sizeof *st, GM_ABI_MIN(gemma_session_stats, gen_seconds));
 }

@@ -106,12 +106,20 @@ GEMMA_API gemma_status gemma_detok_flush(gemma_detok *d, const char **text, size
     return gm_detok_flush(d->d, text, len);
 }
 
-GEMMA_API gemma_chat_params gemma_chat_default_params(void)
+#define CHAT_PARAMS_MIN GM_ABI_MIN(gemma_chat_params, tools)
+
+static const gemma_chat_params chat_defaults = {.size = sizeof chat_defaults, .add_generation_prompt = true,
+                                                .add_bos = true};
+
+GEMMA_API gemma_status gemma_chat_params_init(gemma_chat_params *p, size_t size)
 {
-    gemma_chat_params p = {0};
-    p.add_generation_prompt = true;
-    p.add_bos = true;
-    return p;
+    return p ? gm_abi_write(p, size, &chat_defaults, sizeof chat_defaults, CHAT_PARAMS_MIN) : GEMMA_E_INVALID_ARG;
+}
+
+gemma_status gm_chat_params_read(const gemma_chat_params *params, gemma_chat_params *p, gemma_error *err)
+{
+    *p = chat_defaults;
+    return params ? gm_abi_read(p, sizeof *p, params, CHAT_PARAMS_MIN, "gemma_chat_params", err) : GEMMA_OK;
 }
 
 static gemma_status render_marked(const gemma_model *model, const gemma_chat_message *msgs, size_t n_msgs,
@@ -133,7 +141,7 @@ GEMMA_API gemma_status gemma_chat_render(const gemma_model *model, const gemma_c
         *len = 0;
     if (!vocab_of(model) || !len || (!buf && cap))
         return gm_fail(err, GEMMA_E_INVALID_ARG, "gemma_chat_render: NULL model, len or buffer");
-    gemma_chat_params p = gemma_chat_default_params();
+    gemma_chat_params p = chat_defaults;
     p.add_generation_prompt = add_generation_prompt;
     p.add_bos = add_bos;
     gm_chat_text t;
@@ -168,9 +176,11 @@ GEMMA_API gemma_status gemma_chat_tokenize(const gemma_model *model, const gemma
         *n_tokens = 0;
     if (!vocab_of(model) || !n_tokens || (!tokens && cap))
         return gm_fail(err, GEMMA_E_INVALID_ARG, "gemma_chat_tokenize: NULL model, n_tokens or buffer");
-    gemma_chat_params p = params ? *params : gemma_chat_default_params();
+    gemma_chat_params p;
     gm_tokens ids = {0};
-    gemma_status st = gm_chat_tokenize_model(model, msgs, n_msgs, &p, false, &ids, err);
+    gemma_status st = gm_chat_params_read(params, &p, err);
+    if (!st)
+        st = gm_chat_tokenize_model(model, msgs, n_msgs, &p, false, &ids, err);
     if (!st) {
         *n_tokens = ids.n;
         if (ids.n > cap)

@@ -406,11 +406,14 @@ GEMMA_API gemma_status gemma_chat_parser_create(const gemma_model *model, const 
     if (!model)
         return gm_fail(err, GEMMA_E_INVALID_ARG, "gemma_chat_parser_create: model is NULL");
     gm_chat_family fam;
-    gemma_status st = gm_chat_family_for_arch(gm_model_arch(model), &fam, err);
+    gemma_chat_params p;
+    gemma_status st = gm_chat_params_read(params, &p, err);
+    if (!st)
+        st = gm_chat_family_for_arch(gm_model_arch(model), &fam, err);
     if (st)
         return st;
     /* "tools": any non-empty array (a tool is an object) */
-    if (!(*out = gm_chat_parser_new(fam, params && params->tools && strchr(params->tools, '{'))))
+    if (!(*out = gm_chat_parser_new(fam, p.tools && strchr(p.tools, '{'))))
         return gm_fail(err, GEMMA_E_NOMEM, "out of memory");
     return GEMMA_OK;
 }

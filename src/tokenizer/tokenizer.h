@@ -142,6 +142,9 @@ void gm_chat_text_free(gm_chat_text *t);
 gemma_status gm_chat_tokenize(const gm_vocab *v, const gm_chat_text *t, bool trusted, gm_tokens *out,
                               gemma_error *err);
 
+/* params (NULL: defaults) read over the defaults into *p, as gemma.h's growable structs are. */
+gemma_status gm_chat_params_read(const gemma_chat_params *params, gemma_chat_params *p, gemma_error *err);
+
 /* Renders msgs for model and tokenizes them as gm_chat_tokenize does (api.c).
  * continuation: a later turn of a session (no system turn again). */
 gemma_status gm_chat_tokenize_model(const gemma_model *model, const gemma_chat_message *msgs, size_t n_msgs,

@@ -19,6 +19,28 @@ gemma_status gm_fail(gemma_error *err, gemma_status code, const char *fmt, ...)
     return code;
 }
 
+gemma_status gm_abi_read(void *dst, size_t dst_size, const void *src, size_t min_size, const char *what,
+                         gemma_error *err)
+{
+    size_t size;
+    memcpy(&size, src, sizeof size);
+    if (size < min_size || size > dst_size)
+        return gm_fail(err, GEMMA_E_INVALID_ARG,
+                       "%s: size is %zu, this library takes %zu..%zu: fill it with %s_init(&p, sizeof p)",
+                       what, size, min_size, dst_size, what);
+    memcpy(dst, src, size);
+    return GEMMA_OK;
+}
+
+gemma_status gm_abi_write(void *dst, size_t size, const void *src, size_t src_size, size_t min_size)
+{
+    if (size < min_size || size > src_size)
+        return GEMMA_E_INVALID_ARG;
+    memcpy(dst, src, size);
+    memcpy(dst, &size, sizeof size);
+    return GEMMA_OK;
+}
+
 void gm_err_prefix(gemma_error *err, const char *fmt, ...)
 {
     if (!err)

@@ -42,6 +42,19 @@ uint16_t gm_f32_to_f16(float f);
 static inline float gm_bf16_to_f32(uint16_t h) { uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f; }
 uint16_t gm_f32_to_bf16(float f);
 
+/* Growable public structs (gemma.h, Conventions): the first member is the caller's size_t
+ * size. GM_ABI_MIN(type, field) is the smallest valid size: the end of the last field of
+ * the first version. It never changes when fields are appended. */
+#define GM_ABI_MIN(type, last_v1_field) (offsetof(type, last_v1_field) + sizeof(((type *)0)->last_v1_field))
+/* Reads the caller's struct src over dst, which holds the library's defaults and is
+ * dst_size bytes: fields the caller's header lacks keep their defaults. what names the
+ * struct in the message. */
+gemma_status gm_abi_read(void *dst, size_t dst_size, const void *src, size_t min_size, const char *what,
+                         gemma_error *err);
+/* Copies the first size bytes of the library's src (src_size bytes) to the caller's dst and
+ * stores size as dst's first member. GEMMA_E_INVALID_ARG unless min_size <= size <= src_size. */
+gemma_status gm_abi_write(void *dst, size_t size, const void *src, size_t src_size, size_t min_size);
+
 /* Monotonic seconds. */
 double gm_now(void);
 

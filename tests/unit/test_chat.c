@@ -260,12 +260,14 @@ static void test_real_injection(void)
     for (size_t i = 0; i < n; i++)
         n105 += ids[i] == 105, n106 += ids[i] == 106;
     CHECK(n105 == 2 && n106 == 1);
-    gemma_chat_params p = gemma_chat_default_params();
+    gemma_chat_params p;
+    gemma_chat_params_init(&p, sizeof p);
     p.trusted_content = true;
     size_t nt2 = 0;
     CHECK(gemma_chat_tokenize(m, msg, 1, &p, ids, 128, &nt2, &err) == GEMMA_OK && nt2 < n);
     CHECK(gemma_chat_tokenize(m, msg, 1, NULL, ids, 2, &nt2, &err) == GEMMA_E_BUFFER_TOO_SMALL && nt2 == n);
-    gemma_session_params sp = gemma_session_default_params();
+    gemma_session_params sp;
+    gemma_session_params_init(&sp, sizeof sp);
     sp.n_ctx = 256;
     sp.n_threads = 1;
     gemma_session *s = NULL;
@@ -538,7 +540,8 @@ static void test_thinking_budget(void)
     gemma_error lerr;
     REQUIRE(bytes && load_bytes(bytes, len, false, &m, &lerr) == GEMMA_OK);
     free(bytes);
-    gemma_session_params sp = gemma_session_default_params();
+    gemma_session_params sp;
+    gemma_session_params_init(&sp, sizeof sp);
     sp.n_ctx = 128;
     sp.n_threads = 1;
     gemma_session *s = NULL;
@@ -548,20 +551,25 @@ static void test_thinking_budget(void)
     REQUIRE(gemma_tokenize(m, "<channel|>", 10, false, true, &close, 1, &n_close) == GEMMA_OK && n_close == 1);
     REQUIRE(gemma_tokenize(m, "<|channel>thought\n", 18, false, true, open, 32, &n_open) == GEMMA_OK);
     gemma_chat_message msg[] = {{.role = "user", .content = "Hi"}};
-    gemma_chat_params cp = gemma_chat_default_params();
+    gemma_chat_params cp;
+    gemma_chat_params_init(&cp, sizeof cp);
     cp.enable_thinking = true;
     CHECK(gemma_session_set_chat_params(s, &cp) == GEMMA_OK);
     for (int32_t budget = 1; budget <= 3; budget++) {
         CHECK(gemma_session_reset(s) == GEMMA_OK && gemma_session_feed_chat(s, msg, 1) == GEMMA_OK);
         CHECK(gemma_session_eval(s, open, n_open, NULL) == GEMMA_OK); /* the model opened its thoughts */
-        gemma_generate_params gp = gemma_generate_default_params(m);
+        gemma_sampler_params greedy;
+        gemma_sampler_params_init(&greedy, sizeof greedy, m);
+        greedy.temperature = 0;
+        gemma_generate_params gp;
+        gemma_generate_params_init(&gp, sizeof gp);
         budget_run b = {0};
         gp.max_tokens = 8;
-        gp.sampling.temperature = 0;
+        gp.sampling = &greedy;
         gp.max_thinking_tokens = budget;
         gp.on_token = keep_id;
         gp.user = &b;
-        gemma_generate_result res;
+        gemma_generate_result res = {.size = sizeof res};
         REQUIRE(gemma_session_generate(s, &gp, &res) == GEMMA_OK);
         int at = -1;
         for (int i = 0; i < b.n && at < 0; i++)

@@ -203,7 +203,8 @@ static void test_generate(void)
     REQUIRE(gemma_constraint_from_json_schema(g_model, schema, strlen(schema), &c, &err) == GEMMA_OK);
     gm_token_trie *trie = NULL;
     REQUIRE(gm_token_trie_build(g_model, &trie, &err) == GEMMA_OK);
-    gemma_session_params sp = gemma_session_default_params();
+    gemma_session_params sp;
+    gemma_session_params_init(&sp, sizeof sp);
     sp.n_ctx = 512;
     sp.n_threads = 2;
     gemma_session *s = NULL;
@@ -211,11 +212,15 @@ static void test_generate(void)
     for (uint64_t seed = 1; seed <= 4; seed++) {
         gemma_session_reset(s);
         gemma_session_feed_text(s, "Record:", 7);
-        gemma_generate_params gp = gemma_generate_default_params(g_model);
+        gemma_sampler_params smp;
+        gemma_sampler_params_init(&smp, sizeof smp, g_model);
+        smp.seed = seed;
+        gemma_generate_params gp;
+        gemma_generate_params_init(&gp, sizeof gp);
         gp.max_tokens = 200;
-        gp.sampling.seed = seed;
+        gp.sampling = &smp;
         gp.constraint = c;
-        gemma_generate_result res;
+        gemma_generate_result res = {.size = sizeof res};
         REQUIRE(gemma_session_generate(s, &gp, &res) == GEMMA_OK);
         CHECK(res.stop_reason == GEMMA_STOP_EOG);
         /* re-check the generated text with a fresh matcher */

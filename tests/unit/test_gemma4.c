@@ -93,7 +93,8 @@ static void test_hparams(void)
 /* Greedy tokens after a short prompt; returns false on any failure. */
 static bool run_greedy(gemma_model *m, gemma_session_stats *stats, gemma_token *out, int n_out)
 {
-    gemma_session_params sp = gemma_session_default_params();
+    gemma_session_params sp;
+    gemma_session_params_init(&sp, sizeof sp);
     sp.n_ctx = 256;
     sp.n_batch = 16;
     sp.n_threads = 2;
@@ -127,11 +128,11 @@ static void test_eval(void)
     gemma_model *m = NULL;
     gemma_error err = {0};
     REQUIRE(load_edited((edit){0}, &m, &err) == GEMMA_OK);
-    gemma_model_info info;
+    gemma_model_info info = {.size = sizeof info};
     REQUIRE(gemma_model_get_info(m, &info) == GEMMA_OK);
     CHECK(!strcmp(info.architecture, "gemma4") && info.n_layer == 8 && info.n_swa_layers == 5);
     CHECK(info.head_dim == 64 && info.n_head == 2 && info.n_head_kv == 1 && info.sliding_window == 8);
-    gemma_session_stats st;
+    gemma_session_stats st = {.size = sizeof st};
     gemma_token gen[8];
     CHECK(run_greedy(m, &st, gen, 8));
     /* Owners: local 0, 1, 3, 4 (64 wide) and global 2, 5 (128 wide); 6 and 7 own nothing.

@@ -311,7 +311,7 @@ static void test_public_api(void)
     CHECK(gemma_gguf_get_u32(g, "nope", &u) == GEMMA_E_NOT_FOUND);
     CHECK(gemma_gguf_get_f32(g, "gemma3.attention.layer_norm_rms_epsilon", &f) == GEMMA_OK && f == 1e-6f);
     CHECK(gemma_gguf_get_str(g, "general.name", &s, &len) == GEMMA_OK && len == 6 && !memcmp(s, "sample", 6));
-    gemma_tensor_info ti;
+    gemma_tensor_info ti = {.size = sizeof ti};
     CHECK(gemma_gguf_tensor(g, 2, &ti) == GEMMA_OK);
     CHECK(!strcmp(ti.name, "sample.t4") && !strcmp(ti.type_name, "F32") && ti.n_dims == 4);
     CHECK(ti.ne[1] == 2 && ti.n_elements == 32 && ti.nbytes == 128 && ti.offset == w.t[2].offset);

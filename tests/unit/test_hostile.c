@@ -65,7 +65,8 @@ static void expect_scan(const char *name, size_t k, float v, const char *what)
     char path[64];
     int fd = fz_memfd(buf, g_base_len, path);
     REQUIRE(fd >= 0);
-    gemma_model_params p = gemma_model_default_params();
+    gemma_model_params p;
+    gemma_model_params_init(&p, sizeof p);
     gemma_model *m = NULL;
     gemma_error err;
     CHECKF(gemma_model_load(path, &p, &m, &err) == GEMMA_OK, "%s: without validate_data: %s", name, err.message);
@@ -95,7 +96,8 @@ static int count_tokens(void *user, const char *text, size_t len, gemma_token to
 
 static gemma_session *new_session(gemma_model *m)
 {
-    gemma_session_params sp = gemma_session_default_params();
+    gemma_session_params sp;
+    gemma_session_params_init(&sp, sizeof sp);
     sp.n_ctx = 32;
     sp.n_threads = 2;
     gemma_session *s = NULL;
@@ -120,7 +122,8 @@ static void test_nonfinite_logits(void)
     CHECK(gemma_session_eval(s, toks, 3, NULL) == GEMMA_OK);
     const float *logits = gemma_session_logits(s);
     REQUIRE(logits && isnan(logits[0]));
-    gemma_sampler_params sp = gemma_sampler_default_params(m);
+    gemma_sampler_params sp;
+    gemma_sampler_params_init(&sp, sizeof sp, m);
     gemma_sampler *smp = NULL;
     REQUIRE(gemma_sampler_create(&sp, gemma_vocab_size(m), &smp, &err) == GEMMA_OK);
     CHECK(gemma_sampler_sample(smp, logits) == -1);
@@ -133,10 +136,11 @@ static void test_nonfinite_logits(void)
     gemma_sampler_free(smp);
 
     int n = 0;
-    gemma_generate_params gp = gemma_generate_default_params(m);
+    gemma_generate_params gp;
+    gemma_generate_params_init(&gp, sizeof gp);
     gp.on_token = count_tokens;
     gp.user = &n;
-    gemma_generate_result res;
+    gemma_generate_result res = {.size = sizeof res};
     st = gemma_session_generate(s, &gp, &res);
     CHECKF(st == GEMMA_E_MODEL && strstr(gemma_session_last_error(s), "non-finite logit") && n == 0 &&
                res.n_tokens == 0,
@@ -153,7 +157,8 @@ static void test_no_mmap_truncation(void)
     REQUIRE(fd >= 0);
     REQUIRE(write(fd, g_base, g_base_len) == (ssize_t)g_base_len);
     close(fd);
-    gemma_model_params p = gemma_model_default_params();
+    gemma_model_params p;
+    gemma_model_params_init(&p, sizeof p);
     p.use_mmap = false;
     gemma_model *m = NULL;
     gemma_error err;
@@ -202,7 +207,8 @@ static int reenter_on_token(void *user, const char *text, size_t len, gemma_toke
     reenter *r = user;
     if (r->calls++)
         return 0;
-    gemma_generate_params gp = gemma_generate_default_params(NULL);
+    gemma_generate_params gp;
+    gemma_generate_params_init(&gp, sizeof gp);
     gemma_chat_message msg = {.role = "user", .content = "hi"};
     r->got[0] = gemma_session_eval(r->s, &token, 1, NULL);
     r->got[1] = gemma_session_rewind(r->s, 0);
@@ -222,12 +228,16 @@ static void test_session_reentry(gemma_model *m)
     REQUIRE(r.s);
     const gemma_token toks[] = {2, 10, 11};
     REQUIRE(gemma_session_eval(r.s, toks, 3, NULL) == GEMMA_OK);
-    gemma_generate_params gp = gemma_generate_default_params(m);
+    gemma_sampler_params greedy;
+    gemma_sampler_params_init(&greedy, sizeof greedy, m);
+    greedy.temperature = 0;
+    gemma_generate_params gp;
+    gemma_generate_params_init(&gp, sizeof gp);
     gp.max_tokens = 4;
-    gp.sampling.temperature = 0;
+    gp.sampling = &greedy;
     gp.on_token = reenter_on_token;
     gp.user = &r;
-    gemma_generate_result res;
+    gemma_generate_result res = {.size = sizeof res};
     CHECK(gemma_session_generate(r.s, &gp, &res) == GEMMA_OK);
     for (int i = 0; i < 7; i++)
         CHECKF(r.got[i] == GEMMA_E_BUSY, "call %d from on_token: %s", i, gemma_status_name(r.got[i]));

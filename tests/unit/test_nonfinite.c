@@ -28,7 +28,8 @@ static void run_isas(const char *path, const char *name)
     for (int i = 0; i < GM_ISA_COUNT; i++) {
         if (!gm_isa_supported((gm_isa)i))
             continue;
-        gemma_session_params sp = gemma_session_default_params();
+        gemma_session_params sp;
+        gemma_session_params_init(&sp, sizeof sp);
         sp.n_threads = 2;
         sp.isa = gm_isa_name((gm_isa)i);
         gemma_session *s = NULL;

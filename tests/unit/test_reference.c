@@ -87,7 +87,8 @@ typedef struct run_result {
 static int run_model(gemma_model *m, const gref *r, int threads, int n_batch, const char *isa,
                      run_result *out)
 {
-    gemma_session_params sp = gemma_session_default_params();
+    gemma_session_params sp;
+    gemma_session_params_init(&sp, sizeof sp);
     sp.isa = isa;
     sp.n_threads = threads;
     sp.n_batch = n_batch;
@@ -362,7 +363,8 @@ static void test_load_errors(void)
     g3_facts want;
     REQUIRE(g3_model(path, sizeof path, &want));
     int calls = 0;
-    gemma_model_params p = gemma_model_default_params();
+    gemma_model_params p;
+    gemma_model_params_init(&p, sizeof p);
     p.progress = abort_progress;
     p.progress_user = &calls;
     CHECK(gemma_model_load(path, &p, &m, &err) == GEMMA_E_ABORTED && m == NULL);
@@ -371,18 +373,19 @@ static void test_load_errors(void)
     p.use_mmap = false;
     p.validate_data = true;
     REQUIRE(gemma_model_load(path, &p, &m, &err) == GEMMA_OK);
-    gemma_model_info info;
+    gemma_model_info info = {.size = sizeof info};
     REQUIRE(gemma_model_get_info(m, &info) == GEMMA_OK);
     CHECK(!strcmp(info.architecture, "gemma3"));
     CHECK(info.n_layer == want.n_layer && info.n_embd == want.n_embd && info.n_head == 4 && info.n_head_kv == 2);
     CHECK(info.head_dim == want.head_dim && info.n_ff == 256 && info.sliding_window == 8);
     CHECK(info.n_swa_layers == want.n_swa_layers && info.n_vocab == 512 && info.n_ctx_train == 512);
     CHECK(info.n_params > 0 && info.weight_bytes * 8 >= info.n_params * want.min_weight_bits_per_param);
-    gemma_session_params sp = gemma_session_default_params();
+    gemma_session_params sp;
+    gemma_session_params_init(&sp, sizeof sp);
     sp.n_ctx = 1024; /* more than the trained 512 */
     gemma_session *s = NULL;
     CHECK(gemma_session_create(m, &sp, &s, &err) == GEMMA_E_INVALID_ARG && s == NULL);
-    sp = gemma_session_default_params();
+    gemma_session_params_init(&sp, sizeof sp);
     sp.isa = "no-such-isa";
     CHECK(gemma_session_create(m, &sp, &s, &err) == GEMMA_E_INVALID_ARG && s == NULL);
     sp.isa = NULL;
@@ -392,7 +395,7 @@ static void test_load_errors(void)
     sp.n_batch = 64; /* local layers then keep 8 + 64 positions instead of 512 */
     REQUIRE(gemma_session_create(m, &sp, &s, &err) == GEMMA_OK);
     CHECK(gemma_session_generate(s, NULL, NULL) == GEMMA_E_INVALID_ARG); /* nothing evaluated */
-    gemma_session_stats st;
+    gemma_session_stats st = {.size = sizeof st};
     CHECK(gemma_session_get_stats(s, &st) == GEMMA_OK && st.n_ctx == 512 && st.n_past == 0);
     CHECK(st.kv_bytes < st.kv_bytes_full); /* 6 of 7 layers keep only the window */
     gemma_session_free(s);

@@ -349,7 +349,8 @@ static gemma_model *g_model; /* the base model, loaded once */
 
 static gemma_session *new_session(int32_t n_ctx, gemma_overflow ov)
 {
-    gemma_session_params p = gemma_session_default_params();
+    gemma_session_params p;
+    gemma_session_params_init(&p, sizeof p);
     p.n_ctx = n_ctx;
     p.n_threads = 2;
     p.n_batch = 4;
@@ -378,7 +379,8 @@ static void test_req_session_params(void)
         {16, 1, 0, 0, "bogus", GEMMA_E_INVALID_ARG, "bogus"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        gemma_session_params p = gemma_session_default_params();
+        gemma_session_params p;
+        gemma_session_params_init(&p, sizeof p);
         p.n_ctx = cases[i].n_ctx;
         p.n_threads = cases[i].n_threads;
         p.n_batch = cases[i].n_batch;
@@ -427,10 +429,14 @@ static void test_req_context_full(void)
     REQUIRE(s != NULL);
     gemma_token toks[4] = {gemma_token_bos(g_model), 300, 301, 302};
     REQUIRE(gemma_session_eval(s, toks, 4, NULL) == GEMMA_OK);
-    gemma_generate_params gp = gemma_generate_default_params(g_model);
+    gemma_sampler_params sp;
+    gemma_sampler_params_init(&sp, sizeof sp, g_model);
+    sp.temperature = 0.0f;
+    gemma_generate_params gp;
+    gemma_generate_params_init(&gp, sizeof gp);
     gp.max_tokens = 0; /* until EOG or the context is full */
-    gp.sampling.temperature = 0.0f;
-    gemma_generate_result r;
+    gp.sampling = &sp;
+    gemma_generate_result r = {.size = sizeof r};
     gemma_status st = gemma_session_generate(s, &gp, &r);
     CHECKF(st == GEMMA_OK, "%s", gemma_session_last_error(s));
     CHECKF(r.stop_reason == GEMMA_STOP_CONTEXT_FULL || r.stop_reason == GEMMA_STOP_EOG, "reason %d",
@@ -486,7 +492,8 @@ static void test_req_sampler_params(void)
         {4, NAN, "presence_penalty"}, {5, INFINITY, "frequency_penalty"}, {6, -1, "penalty_last_n"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        gemma_sampler_params p = gemma_sampler_default_params(NULL);
+        gemma_sampler_params p;
+        gemma_sampler_params_init(&p, sizeof p, NULL);
         switch (cases[i].field) {
         case 0: p.temperature = cases[i].v; break;
         case 1: p.top_p = cases[i].v; break;
@@ -502,7 +509,8 @@ static void test_req_sampler_params(void)
         CHECKF(st == GEMMA_E_INVALID_ARG && s == NULL && msg_has(&err, cases[i].needle), "case %zu: %s (%s)", i,
                gemma_status_name(st), err.message);
     }
-    gemma_sampler_params p = gemma_sampler_default_params(NULL);
+    gemma_sampler_params p;
+    gemma_sampler_params_init(&p, sizeof p, NULL);
     gemma_sampler *s = NULL;
     gemma_error err;
     CHECK(gemma_sampler_create(&p, 0, &s, &err) == GEMMA_E_INVALID_ARG && msg_has(&err, "n_vocab"));
@@ -513,9 +521,13 @@ static void test_req_sampler_params(void)
         REQUIRE(ss != NULL);
         gemma_token bos = gemma_token_bos(g_model);
         REQUIRE(gemma_session_eval(ss, &bos, 1, NULL) == GEMMA_OK);
-        gemma_generate_params gp = gemma_generate_default_params(g_model);
-        gp.sampling.top_p = NAN;
-        gemma_generate_result r;
+        gemma_sampler_params sp;
+        gemma_sampler_params_init(&sp, sizeof sp, g_model);
+        sp.top_p = NAN;
+        gemma_generate_params gp;
+        gemma_generate_params_init(&gp, sizeof gp);
+        gp.sampling = &sp;
+        gemma_generate_result r = {.size = sizeof r};
         CHECK(gemma_session_generate(ss, &gp, &r) == GEMMA_E_INVALID_ARG);
         CHECK(strstr(gemma_session_last_error(ss), "top_p") != NULL);
         gemma_session_free(ss);
@@ -548,7 +560,8 @@ static void test_req_token_ids(void)
     }
     gemma_session_free(s);
     /* the sampler ignores out-of-range accepted tokens */
-    gemma_sampler_params p = gemma_sampler_default_params(NULL);
+    gemma_sampler_params p;
+    gemma_sampler_params_init(&p, sizeof p, NULL);
     p.repeat_penalty = 1.3f;
     p.penalty_last_n = 4;
     gemma_sampler *smp = NULL;
@@ -623,11 +636,12 @@ static void test_req_cancel(void)
         gemma_status st = gemma_session_eval(s, prompt, 48, NULL);
         if (st == GEMMA_OK) {
             int count = 0;
-            gemma_generate_params gp = gemma_generate_default_params(g_model);
+            gemma_generate_params gp;
+            gemma_generate_params_init(&gp, sizeof gp);
             gp.max_tokens = 0;
             gp.on_token = cancel_on_token;
             gp.user = &count;
-            gemma_generate_result r;
+            gemma_generate_result r = {.size = sizeof r};
             st = gemma_session_generate(s, &gp, &r);
             CHECKF(st == GEMMA_OK, "generate: %s", gemma_session_last_error(s));
             CHECK(r.stop_reason == GEMMA_STOP_CANCELLED || r.stop_reason == GEMMA_STOP_CONTEXT_FULL ||
@@ -691,7 +705,8 @@ static int oom_child(void)
             memset(&err, 0, sizeof err);
             gemma_status st = load_bytes(g_base, g_base_len, mode == 0, &m, &err);
             if (!st) {
-                gemma_session_params p = gemma_session_default_params();
+                gemma_session_params p;
+                gemma_session_params_init(&p, sizeof p);
                 p.n_ctx = 32;
                 p.n_threads = 2;
                 st = gemma_session_create(m, &p, &s, &err);

@@ -9,7 +9,8 @@
 
 static gemma_sampler_params plain(void)
 {
-    gemma_sampler_params p = gemma_sampler_default_params(NULL);
+    gemma_sampler_params p;
+    gemma_sampler_params_init(&p, sizeof p, NULL);
     p.top_k = 0;
     p.top_p = 1.0f;
     p.min_p = 0.0f;
@@ -50,7 +51,8 @@ static double chi_square(const int *hist, const double *prob, int k, int draws)
 
 static void test_defaults(void)
 {
-    gemma_sampler_params p = gemma_sampler_default_params(NULL);
+    gemma_sampler_params p;
+    gemma_sampler_params_init(&p, sizeof p, NULL);
     CHECK(p.temperature == 1.0f);
     CHECK(p.top_k == 64);
     CHECK(fabsf(p.top_p - 0.95f) < 1e-7f);
@@ -65,7 +67,8 @@ static void test_defaults(void)
 
 static void test_greedy(void)
 {
-    gemma_sampler_params p = gemma_sampler_default_params(NULL);
+    gemma_sampler_params p;
+    gemma_sampler_params_init(&p, sizeof p, NULL);
     p.temperature = 0.0f;
     float l[6] = {0.5f, 3.0f, -1.0f, 3.0f, NAN, 2.9f};
     gemma_sampler *s = make(&p, 6);
@@ -114,7 +117,8 @@ static void test_determinism(void)
         x = x * 1664525u + 1013904223u;
         l[i] = (float)(x >> 8) / (float)(1 << 24) * 6.0f;
     }
-    gemma_sampler_params p = gemma_sampler_default_params(NULL);
+    gemma_sampler_params p;
+    gemma_sampler_params_init(&p, sizeof p, NULL);
     p.seed = 42;
     gemma_sampler *a = make(&p, V), *b = make(&p, V);
     p.seed = 43;
@@ -268,7 +272,8 @@ static void test_min_p(void)
 
 static void test_penalties(void)
 {
-    gemma_sampler_params p = gemma_sampler_default_params(NULL);
+    gemma_sampler_params p;
+    gemma_sampler_params_init(&p, sizeof p, NULL);
     p.temperature = 0.0f;
     p.repeat_penalty = 1.5f;
     p.penalty_last_n = 2;
@@ -334,7 +339,10 @@ static void expect_invalid(gemma_sampler_params p, int32_t n, const char *name)
 
 static void test_invalid(void)
 {
-    gemma_sampler_params d = gemma_sampler_default_params(NULL), p;
+    gemma_sampler_params d, p;
+    gemma_sampler_params_init(&d, sizeof d, NULL);
+    p = d; p.size = 0; expect_invalid(p, 10, "size");
+    p = d; p.size = sizeof p + 8; expect_invalid(p, 10, "size");
     p = d; p.temperature = NAN; expect_invalid(p, 10, "temperature");
     p = d; p.temperature = INFINITY; expect_invalid(p, 10, "temperature");
     p = d; p.temperature = -0.5f; expect_invalid(p, 10, "temperature");
@@ -408,7 +416,8 @@ static void test_model_defaults(void)
         fprintf(stderr, "  (no model: skipping the general.sampling.* check)\n");
         return;
     }
-    gemma_sampler_params p = gemma_sampler_default_params(m);
+    gemma_sampler_params p;
+    gemma_sampler_params_init(&p, sizeof p, m);
     gemma_sampler *s = NULL;
     gemma_error err = {0};
     CHECKF(gemma_sampler_create(&p, gemma_vocab_size(m), &s, &err) == GEMMA_OK, "%s", err.message);

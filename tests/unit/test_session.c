@@ -51,7 +51,8 @@ static double rel_diff(const float *a, const float *b)
 
 static gemma_session *new_session(int threads, int n_ctx, gemma_overflow ov)
 {
-    gemma_session_params sp = gemma_session_default_params();
+    gemma_session_params sp;
+    gemma_session_params_init(&sp, sizeof sp);
     sp.n_threads = threads;
     sp.n_ctx = n_ctx;
     sp.overflow = ov;
@@ -71,8 +72,12 @@ static gemma_status greedy(gemma_session *s, int n, collect *c, const char *cons
     gemma_status st = gemma_session_feed_text(s, prompt, strlen(prompt));
     if (st)
         return st;
-    gemma_generate_params gp = gemma_generate_default_params(model);
-    gp.sampling.temperature = 0.0f;
+    gemma_sampler_params sp;
+    gemma_sampler_params_init(&sp, sizeof sp, model);
+    sp.temperature = 0.0f;
+    gemma_generate_params gp;
+    gemma_generate_params_init(&gp, sizeof gp);
+    gp.sampling = &sp;
     gp.max_tokens = n;
     gp.on_token = on_token;
     gp.user = c;
@@ -85,7 +90,7 @@ static collect base; /* greedy text at 1 thread */
 
 static void test_info(void)
 {
-    gemma_model_info info;
+    gemma_model_info info = {.size = sizeof info};
     REQUIRE(gemma_model_get_info(model, &info) == GEMMA_OK);
     CHECK(!strcmp(info.architecture, "gemma3"));
     CHECK(!strcmp(info.size_label, "270M"));
@@ -97,7 +102,7 @@ static void test_info(void)
 
 static void test_threads_same_text(void)
 {
-    gemma_generate_result r1, r2;
+    gemma_generate_result r1 = {.size = sizeof r1}, r2 = {.size = sizeof r2};
     collect c2 = {0};
     gemma_session *s1 = new_session(1, 256, GEMMA_OVERFLOW_ERROR), *s2 = new_session(2, 256, GEMMA_OVERFLOW_ERROR);
     REQUIRE(s1 && s2);
@@ -109,10 +114,12 @@ static void test_threads_same_text(void)
     CHECK(base.len > 20 && base.len == c2.len && !strcmp(base.text, c2.text));
     CHECK(base.n == c2.n && !memcmp(base.toks, c2.toks, sizeof(gemma_token) * (size_t)base.n));
     CHECK(strstr(base.text, "capital") != NULL);
-    gemma_session_stats st;
+    gemma_session_stats st = {.size = sizeof st};
     REQUIRE(gemma_session_get_stats(s2, &st) == GEMMA_OK);
     CHECK(st.n_threads == 2 && st.n_ctx == 256 && st.n_past == st.n_prompt_tokens + 24);
     CHECK(st.n_gen_tokens == 24 && st.gen_seconds > 0 && st.isa && st.isa[0]);
+    gemma_session_stats unsized = {.size = 0}; /* the caller forgot to set size */
+    CHECK(gemma_session_get_stats(s2, &unsized) == GEMMA_E_INVALID_ARG);
     gemma_session_free(s1);
     gemma_session_free(s2);
 }
@@ -126,7 +133,7 @@ static void *worker(void *p)
 {
     worker_arg *w = p;
     gemma_session *s = new_session(1, 128, GEMMA_OVERFLOW_ERROR);
-    gemma_generate_result r;
+    gemma_generate_result r = {.size = sizeof r};
     w->st = s ? greedy(s, 24, &w->c, NULL, 0, &r) : GEMMA_E_NOMEM;
     gemma_session_free(s);
     return NULL;
@@ -157,7 +164,7 @@ static void test_stop_conditions(void)
     const char *stops[] = {"never-appears", stop};
     size_t first = (size_t)(strstr(base.text, stop) - base.text);
     collect c = {0};
-    gemma_generate_result r;
+    gemma_generate_result r = {.size = sizeof r};
     CHECK(greedy(s, 24, &c, stops, 2, &r) == GEMMA_OK);
     CHECK(r.stop_reason == GEMMA_STOP_STRING);
     CHECKF(c.len == first && !memcmp(c.text, base.text, first), "got \"%s\", stop \"%s\"", c.text, stop);
@@ -181,7 +188,7 @@ static void test_context_limits(void)
     gemma_session *s = new_session(2, 32, GEMMA_OVERFLOW_ERROR);
     REQUIRE(s);
     collect c = {0};
-    gemma_generate_result r;
+    gemma_generate_result r = {.size = sizeof r};
     CHECK(greedy(s, 0, &c, NULL, 0, &r) == GEMMA_OK);
     CHECK(r.stop_reason == GEMMA_STOP_CONTEXT_FULL && gemma_session_n_past(s) == 32);
     gemma_token ids[40];
@@ -223,10 +230,14 @@ static void test_chat(void)
     CHECK(gemma_session_feed_chat(s, m1, 1) == GEMMA_OK);
     int32_t n1 = gemma_session_n_past(s);
     CHECK(n1 > 5);
-    gemma_generate_params gp = gemma_generate_default_params(model);
-    gp.sampling.temperature = 0.0f;
+    gemma_sampler_params sp;
+    gemma_sampler_params_init(&sp, sizeof sp, model);
+    sp.temperature = 0.0f;
+    gemma_generate_params gp;
+    gemma_generate_params_init(&gp, sizeof gp);
+    gp.sampling = &sp;
     gp.max_tokens = 8;
-    gemma_generate_result r;
+    gemma_generate_result r = {.size = sizeof r};
     CHECK(gemma_session_generate(s, &gp, &r) == GEMMA_OK && r.n_tokens >= 0);
     gemma_chat_message m2[] = {{.role = "user", .content = "Again."}};
     int32_t before = gemma_session_n_past(s);
@@ -272,7 +283,8 @@ static void test_rewind(void)
     for (int i = 1; i < N; i++)
         ids[i] = 1000 + (i * 7919) % 20000;
     const gemma_token more[4] = {818, 5279, 529, 7001};
-    gemma_session_params sp = gemma_session_default_params();
+    gemma_session_params sp;
+    gemma_session_params_init(&sp, sizeof sp);
     sp.n_threads = 2;
     sp.n_ctx = 1024;
     sp.n_batch = 8; /* sliding-window rings of 512 + 8 cells: 600 tokens wrap them */
@@ -339,14 +351,15 @@ static void teacher_forced(const char *isa)
     gemma_token ids[256], want[256];
     int n_prompt = 0, cases = 0, steps = 0, agree = 0, full = 0;
     double worst = 0;
-    gemma_session_params sp = gemma_session_default_params();
+    gemma_session_params sp;
+    gemma_session_params_init(&sp, sizeof sp);
     sp.n_threads = 2;
     sp.n_ctx = 512;
     sp.isa = isa;
     gemma_session *s = NULL;
     gemma_error err;
     REQUIRE(gemma_session_create(model, &sp, &s, &err) == GEMMA_OK);
-    gemma_session_stats stats;
+    gemma_session_stats stats = {.size = sizeof stats};
     REQUIRE(gemma_session_get_stats(s, &stats) == GEMMA_OK);
     while (fgets(line, sizeof line, f)) {
         if (!strncmp(line, "tokens: ", 8))
@@ -388,13 +401,14 @@ static void teacher_forced(const char *isa)
 static void test_llamacpp_greedy(void)
 {
     teacher_forced(NULL);
-    gemma_session_params sp = gemma_session_default_params();
+    gemma_session_params sp;
+    gemma_session_params_init(&sp, sizeof sp);
     sp.n_ctx = 64;
     gemma_session *s = NULL;
     gemma_error err;
     if (gemma_session_create(model, &sp, &s, &err) != GEMMA_OK)
         return;
-    gemma_session_stats st;
+    gemma_session_stats st = {.size = sizeof st};
     bool other = gemma_session_get_stats(s, &st) == GEMMA_OK && strcmp(st.isa, "avx2") != 0;
     gemma_session_free(s);
     sp.isa = "avx2";
@@ -423,14 +437,18 @@ static void test_long_prompt(void)
     REQUIRE(gemma_tokenize(model, text, len, true, false, ids, 20000, &n) == GEMMA_OK && n > N);
     CHECK(gemma_session_eval(s, ids, N, NULL) == GEMMA_OK);
     collect c = {0};
-    gemma_generate_params gp = gemma_generate_default_params(model);
-    gp.sampling.temperature = 0.0f;
+    gemma_sampler_params sp;
+    gemma_sampler_params_init(&sp, sizeof sp, model);
+    sp.temperature = 0.0f;
+    gemma_generate_params gp;
+    gemma_generate_params_init(&gp, sizeof gp);
+    gp.sampling = &sp;
     gp.max_tokens = 8;
     gp.on_token = on_token;
     gp.user = &c;
-    gemma_generate_result r;
+    gemma_generate_result r = {.size = sizeof r};
     CHECK(gemma_session_generate(s, &gp, &r) == GEMMA_OK && r.n_tokens == 8);
-    gemma_session_stats st;
+    gemma_session_stats st = {.size = sizeof st};
     REQUIRE(gemma_session_get_stats(s, &st) == GEMMA_OK);
     fprintf(stderr, "4000-token prompt: %.1f s prefill (%.0f tok/s), 8 tokens \"%s\", kv %llu of %llu bytes\n",
             st.prompt_seconds, N / st.prompt_seconds, c.text, (unsigned long long)st.kv_bytes,

@@ -181,7 +181,8 @@ const char *args_model_path(const char *cmd, const char *given)
 
 gemma_model_params args_model_params(const args_common *c)
 {
-    gemma_model_params p = gemma_model_default_params();
+    gemma_model_params p;
+    gemma_model_params_init(&p, sizeof p);
     if (c) {
         p.use_mmap = !c->no_mmap;
         p.validate_data = c->check_tensors;
@@ -253,7 +254,8 @@ int args_common_option(args *a, args_common *c, unsigned which)
 
 gemma_session_params args_session_params(const args_common *c)
 {
-    gemma_session_params sp = gemma_session_default_params();
+    gemma_session_params sp;
+    gemma_session_params_init(&sp, sizeof sp);
     sp.n_ctx = c->ctx;
     sp.n_threads = c->threads;
     sp.n_batch = c->batch;
@@ -332,7 +334,8 @@ int args_sampling_option(args *a, args_sampling *s)
 
 gemma_sampler_params args_sampling_resolve(const args_sampling *s, const gemma_model *model)
 {
-    gemma_sampler_params p = gemma_sampler_default_params(model);
+    gemma_sampler_params p;
+    gemma_sampler_params_init(&p, sizeof p, model);
     const gemma_sampler_params *u = &s->v;
     if (s->set & ARGS_SET_TEMP) p.temperature = u->temperature;
     if (s->set & ARGS_SET_TOP_K) p.top_k = u->top_k;
@@ -416,7 +419,7 @@ static double mib(uint64_t b) { return (double)b / (1024.0 * 1024.0); }
 
 void args_print_model_info(const gemma_model *m, const gemma_session *s)
 {
-    gemma_model_info mi;
+    gemma_model_info mi = {.size = sizeof mi};
     if (gemma_model_get_info(m, &mi) == GEMMA_OK) {
         fprintf(stderr, "model: %s %s%s%s%s, %.1fM params, %.1f MiB of weights\n",
                 mi.architecture, mi.size_label, mi.name[0] ? " \"" : "", mi.name,
@@ -427,7 +430,7 @@ void args_print_model_info(const gemma_model *m, const gemma_session *s)
                 mi.n_head_kv, mi.head_dim, mi.n_ff, mi.n_vocab, mi.n_ctx_train,
                 mi.has_chat_template ? ", chat template" : "");
     }
-    gemma_session_stats st;
+    gemma_session_stats st = {.size = sizeof st};
     if (s && gemma_session_get_stats(s, &st) == GEMMA_OK) {
         fprintf(stderr, "kernels: %s, %d threads, context %d tokens\n", st.isa ? st.isa : "?",
                 st.n_threads, st.n_ctx);

@@ -91,7 +91,7 @@ gemma_session *args_create_session(const char *cmd, gemma_model *m, const args_c
 const char *args_session_error(const gemma_session *s, gemma_status st);
 
 /* Sampling options shared by run and chat. Values the user did not give come from the
- * model (gemma_sampler_default_params) once it is loaded. */
+ * model (gemma_sampler_params_init) once it is loaded. */
 typedef struct args_sampling {
     gemma_sampler_params v;
     unsigned set; /* ARGS_SET_* bits: which fields the user gave */

@@ -230,7 +230,8 @@ static bool bench_threads(bench *b, int32_t threads, gemma_token *tok, int32_t n
     gemma_session *s = NULL;
     gemma_sampler *smp = NULL;
     gemma_error err = {0};
-    gemma_sampler_params greedy = gemma_sampler_default_params(b->model);
+    gemma_sampler_params greedy;
+    gemma_sampler_params_init(&greedy, sizeof greedy, b->model);
     greedy.temperature = 0;
     if (gemma_session_create(b->model, &sp, &s, &err) != GEMMA_OK ||
         gemma_sampler_create(&greedy, b->info.n_vocab, &smp, &err) != GEMMA_OK) {
@@ -239,7 +240,7 @@ static bool bench_threads(bench *b, int32_t threads, gemma_token *tok, int32_t n
         gemma_session_free(s);
         return false;
     }
-    gemma_session_stats st;
+    gemma_session_stats st = {.size = sizeof st};
     if (gemma_session_get_stats(s, &st) == GEMMA_OK && st.isa)
         snprintf(b->isa, sizeof b->isa, "%s", st.isa);
     double secs;
@@ -500,6 +501,7 @@ int cmd_bench(int argc, char **argv)
     if (!(b.model = args_load_model("bench", b.path, &o.c)))
         return 1;
     b.load_s = now_s() - t0;
+    b.info.size = sizeof b.info;
     gemma_model_get_info(b.model, &b.info);
     describe_model(&b);
 

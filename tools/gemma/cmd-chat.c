@@ -237,21 +237,24 @@ static bool answer(chat_state *c, const char *text)
         fprintf(stderr, "gemma chat: %s\n", args_session_error(c->s, st));
         return st == GEMMA_E_CHAT; /* a message the template rejects: the user may retry */
     }
-    gemma_chat_params cp = gemma_chat_default_params();
+    gemma_chat_params cp;
+    gemma_chat_params_init(&cp, sizeof cp);
     cp.enable_thinking = c->o->think;
     if (gemma_chat_parser_create(c->model, &cp, &c->parser, NULL) != GEMMA_OK) {
         g_busy = 0;
         fprintf(stderr, "gemma chat: out of memory\n");
         return false;
     }
-    gemma_generate_params gp = gemma_generate_default_params(c->model);
+    gemma_sampler_params sp = c->sampling;
+    sp.seed = c->sampling.seed + (uint64_t)c->turn++; /* a new draw each turn */
+    gemma_generate_params gp;
+    gemma_generate_params_init(&gp, sizeof gp);
     gp.max_tokens = c->o->c.n_predict;
-    gp.sampling = c->sampling;
-    gp.sampling.seed = c->sampling.seed + (uint64_t)c->turn++; /* a new draw each turn */
+    gp.sampling = &sp;
     gp.on_token = print_token;
     gp.user = c;
     c->last_newline = true;
-    gemma_generate_result res = {0};
+    gemma_generate_result res = {.size = sizeof res};
     if (!g_interrupted)
         st = gemma_session_generate(c->s, &gp, &res);
     if (g_interrupted)
@@ -280,7 +283,7 @@ static bool answer(chat_state *c, const char *text)
     else if (res.stop_reason == GEMMA_STOP_CONTEXT_FULL)
         fprintf(stderr, "(the context is full; /reset to start over, or restart with a larger -c)\n");
     if (c->o->c.verbose) {
-        gemma_session_stats stt;
+        gemma_session_stats stt = {.size = sizeof stt};
         if (gemma_session_get_stats(c->s, &stt) == GEMMA_OK)
             fprintf(stderr, "[%d tokens, %s; context %d/%d; prefill %.1f tok/s, decode %.1f tok/s]\n",
                     res.n_tokens, args_stop_reason(res.stop_reason), stt.n_past, stt.n_ctx,
@@ -312,7 +315,7 @@ static int loop(chat_state *c)
 {
     bool tty = isatty(STDIN_FILENO);
     if (tty) {
-        gemma_model_info mi;
+        gemma_model_info mi = {.size = sizeof mi};
         gemma_model_get_info(c->model, &mi);
         fprintf(stderr, "gemma chat with %s %s%s. /help for commands, Ctrl-C stops an answer, "
                         "Ctrl-D quits.\n", mi.architecture, mi.size_label,
@@ -354,7 +357,8 @@ int cmd_chat(int argc, char **argv)
         goto done;
     c.sampling = args_sampling_resolve(&o.sampling, c.model);
     c.tty = isatty(STDOUT_FILENO);
-    gemma_chat_params cp = gemma_chat_default_params();
+    gemma_chat_params cp;
+    gemma_chat_params_init(&cp, sizeof cp);
     cp.enable_thinking = o.think;
     gemma_session_set_chat_params(c.s, &cp);
     gemma_sampler *probe = NULL;

@@ -172,7 +172,7 @@ static void sliding_layout(const gemma_gguf *g, summary *s)
 static void tensor_stats(const gemma_gguf *g, summary *s)
 {
     for (size_t i = 0; i < gemma_gguf_n_tensors(g); i++) {
-        gemma_tensor_info t;
+        gemma_tensor_info t = {.size = sizeof t};
         if (gemma_gguf_tensor(g, i, &t) != GEMMA_OK)
             continue;
         s->n_params += t.n_elements;
@@ -331,7 +331,7 @@ static void print_kv_text(const gemma_gguf *g)
     printf("metadata:\n");
     for (size_t i = 0; i < gemma_gguf_n_kv(g); i++) {
         gemma_status st = gemma_gguf_kv_to_string(g, i, buf, sizeof buf);
-        int t = gemma_gguf_kv_type(g, (size_t)i);
+        gemma_gguf_type t = gemma_gguf_kv_type(g, (size_t)i);
         /* Long strings (chat templates) are cut; newlines shown as \n to keep one line each. */
         printf("  %-48s %-7s ", gemma_gguf_kv_key(g, i), gemma_gguf_type_name(t));
         for (const char *p = buf; *p; p++)
@@ -344,7 +344,7 @@ static void print_tensors_text(const gemma_gguf *g)
 {
     printf("tensors (offsets relative to the data section at byte %" PRIu64 "):\n", gemma_gguf_data_offset(g));
     for (size_t i = 0; i < gemma_gguf_n_tensors(g); i++) {
-        gemma_tensor_info t;
+        gemma_tensor_info t = {.size = sizeof t};
         if (gemma_gguf_tensor(g, i, &t) != GEMMA_OK)
             continue;
         char shape[96];
@@ -509,7 +509,7 @@ static void print_json(const gemma_gguf *g, const opts *o, const summary *s)
     for (size_t i = 0; i < gemma_gguf_n_kv(g); i++) {
         printf("%s{\"key\":", i ? "," : "");
         json_cstr(gemma_gguf_kv_key(g, i));
-        int t = gemma_gguf_kv_type(g, i);
+        gemma_gguf_type t = gemma_gguf_kv_type(g, i);
         printf(",\"type\":\"%s\"", gemma_gguf_type_name(t));
         if (t == GEMMA_GGUF_ARRAY)
             printf(",\"elem_type\":\"%s\",\"count\":%" PRIu64, gemma_gguf_type_name(gemma_gguf_kv_elem_type(g, i)),
@@ -522,7 +522,7 @@ static void print_json(const gemma_gguf *g, const opts *o, const summary *s)
     if (o->tensors) {
         printf(",\"tensors\":[");
         for (size_t i = 0; i < gemma_gguf_n_tensors(g); i++) {
-            gemma_tensor_info t;
+            gemma_tensor_info t = {.size = sizeof t};
             if (gemma_gguf_tensor(g, i, &t) != GEMMA_OK)
                 continue;
             printf("%s{\"name\":", i ? "," : "");

@@ -135,11 +135,12 @@ static int run(const logits_opts *o, const gemma_token *toks, size_t n)
         return 1;
     }
     const int32_t V = gemma_vocab_size(model);
-    gemma_session_params sp = gemma_session_default_params();
+    gemma_session_params sp;
+    gemma_session_params_init(&sp, sizeof sp);
     sp.n_threads = (int32_t)o->threads;
     sp.n_batch = (int32_t)o->batch;
     sp.isa = o->isa;
-    gemma_model_info info;
+    gemma_model_info info = {.size = sizeof info};
     gemma_model_get_info(model, &info);
     long need = (long)n + o->gen;
     sp.n_ctx = need < info.n_ctx_train ? (int32_t)(need < 16 ? 16 : need) : 0;

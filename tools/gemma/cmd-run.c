@@ -177,7 +177,8 @@ static int feed_prompt(gemma_session *s, const run_opts *o, const char *prompt, 
             return 1;
         }
         msgs[n++] = (gemma_chat_message){.role = "user", .content = prompt};
-        gemma_chat_params cp = gemma_chat_default_params();
+        gemma_chat_params cp;
+        gemma_chat_params_init(&cp, sizeof cp);
         cp.enable_thinking = o->think;
         st = gemma_session_set_chat_params(s, &cp);
         if (st == GEMMA_OK)
@@ -198,7 +199,7 @@ static int feed_prompt(gemma_session *s, const run_opts *o, const char *prompt, 
 
 static void print_speed(const gemma_session *s, const gemma_generate_result *res)
 {
-    gemma_session_stats st;
+    gemma_session_stats st = {.size = sizeof st};
     if (gemma_session_get_stats(s, &st) != GEMMA_OK)
         return;
     fprintf(stderr, "prefill: %lld tokens in %.3f s (%.1f tok/s)\n", (long long)st.n_prompt_tokens,
@@ -234,18 +235,20 @@ static gemma_constraint *load_constraint(const gemma_model *m, const run_opts *o
 
 static int generate_with(gemma_session *s, const gemma_model *m, const run_opts *o, const gemma_constraint *c)
 {
-    gemma_generate_params gp = gemma_generate_default_params(m);
+    const gemma_sampler_params sp = args_sampling_resolve(&o->sampling, m);
+    gemma_generate_params gp;
+    gemma_generate_params_init(&gp, sizeof gp);
     gp.max_tokens = o->c.n_predict;
     gp.constraint = c;
-    gp.sampling = args_sampling_resolve(&o->sampling, m);
+    gp.sampling = &sp;
     gp.stop_strings = o->n_stops ? o->stops : NULL;
     gp.n_stop_strings = (size_t)o->n_stops;
     run_out out = {.last_newline = true};
     gp.on_token = on_token;
     gp.user = &out;
     if (o->c.verbose)
-        args_print_sampling(&gp.sampling);
-    gemma_generate_result res = {0};
+        args_print_sampling(&sp);
+    gemma_generate_result res = {.size = sizeof res};
     gemma_status st = GEMMA_OK;
     if (g_interrupted)
         res.stop_reason = GEMMA_STOP_CANCELLED;

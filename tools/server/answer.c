@@ -71,7 +71,8 @@ bool answer_init(serve_answer *a, const serve_config *cfg, const serve_request *
     *a = (serve_answer){.cfg = cfg, .r = r, .id = id, .created = created, .sink = sink, .sink_user = sink_user};
     if (r->kind != SERVE_CHAT)
         return true;
-    gemma_chat_params p = gemma_chat_default_params();
+    gemma_chat_params p;
+    gemma_chat_params_init(&p, sizeof p);
     p.tools = r->tools;
     p.enable_thinking = r->thinking;
     if (gemma_chat_parser_create(cfg->model, &p, &a->parser, NULL))

@@ -113,7 +113,8 @@ static bool buf_add(text_buf *b, const char *s, size_t n)
 static gemma_status chat_prompt(gemma_model *m, const serve_request *r, gemma_token **out, size_t *n, char *err,
                                 size_t cap)
 {
-    gemma_chat_params p = gemma_chat_default_params();
+    gemma_chat_params p;
+    gemma_chat_params_init(&p, sizeof p);
     p.tools = r->tools;
     p.enable_thinking = r->thinking;
     gemma_error e = {0};
@@ -135,7 +136,7 @@ static gemma_status chat_prompt(gemma_model *m, const serve_request *r, gemma_to
  * model's output parser sees first; NULL when the model chooses. */
 static char *call_prefill(gemma_model *m, const serve_request *r)
 {
-    gemma_model_info mi;
+    gemma_model_info mi = {.size = sizeof mi};
     char *t = NULL;
     if (r->tool_choice < TOOLS_REQUIRED || gemma_model_get_info(m, &mi))
         return NULL;
@@ -286,10 +287,11 @@ static enum MHD_Result complete_plain(server *srv, struct MHD_Connection *c, ser
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     plain_gen g = {.fd = ci ? ci->connect_fd : -1};
     gemma_status st = GEMMA_E_NOMEM;
-    gemma_generate_result res = {0};
+    gemma_generate_result res = {.size = sizeof res};
     if (answer_init(&g.a, srv->cfg, r, id, (long)time(NULL), NULL, NULL, r->prefill)) {
         r->gen.on_token = collect_token;
         r->gen.user = &g;
+        r->gen.sampling = &r->sampling;
         st = gemma_session_generate(s, &r->gen, &res);
     }
     char msg[600];
@@ -355,7 +357,8 @@ static void *stream_worker(void *arg)
     const serve_config *cfg = j->srv->cfg;
     j->req.gen.on_token = stream_token;
     j->req.gen.user = j;
-    gemma_generate_result res = {0};
+    j->req.gen.sampling = &j->req.sampling;
+    gemma_generate_result res = {.size = sizeof res};
     gemma_status st = gemma_session_generate(j->s, &j->req.gen, &res);
     answer_finish(&j->a, &j->o); /* sends what was held back */
     j->o.stop = res.stop_reason;

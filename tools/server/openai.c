@@ -250,7 +250,7 @@ static bool parse_sampling(const serve_config *cfg, const cJSON *doc, serve_requ
 {
     if (!refuse_unsupported(doc, err, cap) || !parse_response_format(cfg, doc, r, err, cap))
         return false;
-    gemma_sampler_params *sp = &r->gen.sampling;
+    gemma_sampler_params *sp = &r->sampling;
     double seed = -1;
     int32_t n = 1;
     bool logprobs = false;
@@ -285,8 +285,8 @@ bool openai_parse(const serve_config *cfg, serve_kind kind, const char *body, si
 {
     memset(r, 0, sizeof *r);
     r->kind = kind;
-    r->gen = gemma_generate_default_params(cfg->model);
-    r->gen.sampling = cfg->sampling;
+    gemma_generate_params_init(&r->gen, sizeof r->gen);
+    r->sampling = cfg->sampling;
     cJSON *doc = cJSON_ParseWithLength(body, len);
     r->json = doc;
     if (!doc)
@@ -516,7 +516,7 @@ char *openai_models(const serve_config *cfg, long created)
     cJSON_AddStringToObject(m, "object", "model");
     cJSON_AddNumberToObject(m, "created", (double)created);
     cJSON_AddStringToObject(m, "owned_by", "gemma.c");
-    gemma_model_info info;
+    gemma_model_info info = {.size = sizeof info};
     if (gemma_model_get_info(cfg->model, &info) == GEMMA_OK) {
         cJSON *meta = cJSON_AddObjectToObject(m, "meta");
         cJSON_AddStringToObject(meta, "architecture", info.architecture);

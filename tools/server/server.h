@@ -64,7 +64,8 @@ typedef struct serve_request {
     gemma_chat_message *msgs; /* chat */
     size_t n_msgs;
     char *prompt;             /* completion */
-    gemma_generate_params gen;
+    gemma_generate_params gen;     /* gen.sampling is set to &sampling just before generating */
+    gemma_sampler_params sampling; /* (the request is copied by value into its job) */
     char **stops;
     size_t n_stops;
     bool stream, include_usage;
