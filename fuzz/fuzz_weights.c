@@ -191,7 +191,8 @@ static bool any_usable(const float *l, int32_t n)
 
 static void run(gemma_model *m, gm_isa isa, uint8_t flags)
 {
-    gemma_session_params sp = gemma_session_default_params();
+    gemma_session_params sp;
+    gemma_session_params_init(&sp, sizeof sp);
     sp.n_ctx = 16;
     sp.n_batch = 4;
     sp.n_threads = (flags & 8) ? 2 : 1;
@@ -206,7 +207,8 @@ static void run(gemma_model *m, gm_isa isa, uint8_t flags)
     if (gemma_session_eval(s, toks, 5, NULL) != GEMMA_OK)
         __builtin_trap();
     const float *logits = gemma_session_logits(s);
-    gemma_sampler_params p = gemma_sampler_default_params(m);
+    gemma_sampler_params p;
+    gemma_sampler_params_init(&p, sizeof p, m);
     p.temperature = (flags & 4) ? 1.0f : 0.0f;
     gemma_sampler *smp = NULL;
     if (gemma_sampler_create(&p, V, &smp, &err) != GEMMA_OK)
@@ -218,10 +220,11 @@ static void run(gemma_model *m, gm_isa isa, uint8_t flags)
     bool finite = true;
     for (int32_t i = 0; i < V; i++)
         finite = finite && isfinite(logits[i]);
-    gemma_generate_params gp = gemma_generate_default_params(m);
+    gemma_generate_params gp;
+    gemma_generate_params_init(&gp, sizeof gp);
     gp.max_tokens = 3;
-    gp.sampling = p;
-    gemma_generate_result res;
+    gp.sampling = &p;
+    gemma_generate_result res = {.size = sizeof res};
     st = gemma_session_generate(s, &gp, &res);
     if (st != GEMMA_OK && !(st == GEMMA_E_MODEL && strstr(gemma_session_last_error(s), "non-finite")))
         __builtin_trap();
@@ -247,7 +250,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(buf);
     if (fd < 0)
         return 0;
-    gemma_model_params mp = gemma_model_default_params();
+    gemma_model_params mp;
+    gemma_model_params_init(&mp, sizeof mp);
     mp.validate_data = flags & 1;
     mp.use_mmap = !(flags & 2);
     gemma_model *m = NULL;
