@@ -14,14 +14,14 @@
 
 /* Directory of this header (absolute in CMake builds), to find ../shared/testdata. */
 #define GM_FUZZ_DIR fz_dir_of(__FILE__)
-static const char *fz_dir_of(const char *file)
+static inline const char *fz_dir_of(const char *file)
 {
     static char buf[4096];
     snprintf(buf, sizeof buf, "%s", file);
     return dirname(buf);
 }
 
-static gm_vocab *fz_load_vocab_file(const char *path)
+static inline gm_vocab *fz_load_vocab_file(const char *path)
 {
     gguf_file *f = NULL;
     gemma_error err;
@@ -36,7 +36,7 @@ static gm_vocab *fz_load_vocab_file(const char *path)
 
 /* First loadable of: $FUZZ_MODEL, $GEMMA_TEST_MODEL, the default model in the cache,
  * $GEMMA_TESTDATA/g3-f32.gguf, and ../shared/testdata next to this source tree. */
-static gm_vocab *fz_spm_vocab(void)
+static inline gm_vocab *fz_spm_vocab(void)
 {
     char paths[5][4096];
     const char *e;
@@ -61,7 +61,7 @@ static gm_vocab *fz_spm_vocab(void)
     return NULL;
 }
 
-static gm_vocab *fz_bpe_vocab(void)
+static inline gm_vocab *fz_bpe_vocab(void)
 {
     static const char *const special[] = {"<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "<|turn>", "<turn|>",
                                           "<|channel>", "<channel|>", "<|think|>", "<|tool_response>",
@@ -126,7 +126,7 @@ static gm_vocab *fz_bpe_vocab(void)
 }
 
 /* True when s[0..n) is valid UTF-8 (no overlongs, surrogates or values past U+10FFFF). */
-static bool fz_utf8_valid(const uint8_t *s, size_t n)
+static inline bool fz_utf8_valid(const uint8_t *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {

@@ -1,10 +1,13 @@
 /* Fuzz target: sampler parameter validation and sampling. The input gives every field of
  * gemma_sampler_params (raw floats: NaN, infinities and negatives included), n_vocab, then
  * logits and tokens to accept. Properties: invalid parameters give GEMMA_E_INVALID_ARG with
- * a message; valid ones give a sampler whose every pick is in [0, n_vocab), that never
- * writes to the logits, and that is deterministic for a seed. */
+ * a message; valid ones give a sampler whose every pick is in [0, n_vocab) (or -1 exactly
+ * when every logit is NaN or -inf), that never writes to the logits, and that is
+ * deterministic for a seed. */
 #include "fuzz-common.h"
 
+#include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -45,10 +48,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int32_t i = 0; i < n_vocab; i++)
             logits[i] = in.n >= 4 ? fz_f32(&in) : (float)((i * 7919) % 13) - 6.0f;
         memcpy(copy, logits, (size_t)n_vocab * sizeof *logits);
+        bool usable = false;
+        for (int32_t i = 0; i < n_vocab; i++)
+            usable |= logits[i] > -INFINITY;
         for (int round = 0; round < 4; round++) {
             gemma_token t = gemma_sampler_sample(s, logits);
             gemma_token t2 = gemma_sampler_sample(s2, logits);
-            if (t < 0 || t >= n_vocab || t != t2)
+            if (t != t2 || t >= n_vocab || (usable ? t < 0 : t != -1))
                 __builtin_trap();
             if (memcmp(copy, logits, (size_t)n_vocab * sizeof *logits) != 0)
                 __builtin_trap();

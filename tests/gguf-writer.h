@@ -58,7 +58,7 @@ typedef struct gguf_writer {
 } gguf_writer;
 
 /* Appends bytes. Also usable alone as a byte buffer: gguf_writer b = {0}. */
-static void gw_raw(gguf_writer *w, const void *p, size_t n)
+static inline void gw_raw(gguf_writer *w, const void *p, size_t n)
 {
     if (w->failed || n == 0)
         return;
@@ -78,22 +78,22 @@ static void gw_raw(gguf_writer *w, const void *p, size_t n)
     w->len += n;
 }
 
-static void gw_u8(gguf_writer *w, uint8_t v) { gw_raw(w, &v, 1); }
-static void gw_u32(gguf_writer *w, uint32_t v) { gw_raw(w, &v, 4); } /* little-endian hosts */
-static void gw_u64(gguf_writer *w, uint64_t v) { gw_raw(w, &v, 8); }
-static void gw_f32(gguf_writer *w, float v) { gw_raw(w, &v, 4); }
-static void gw_strn(gguf_writer *w, const char *s, size_t n)
+static inline void gw_u8(gguf_writer *w, uint8_t v) { gw_raw(w, &v, 1); }
+static inline void gw_u32(gguf_writer *w, uint32_t v) { gw_raw(w, &v, 4); } /* little-endian hosts */
+static inline void gw_u64(gguf_writer *w, uint64_t v) { gw_raw(w, &v, 8); }
+static inline void gw_f32(gguf_writer *w, float v) { gw_raw(w, &v, 4); }
+static inline void gw_strn(gguf_writer *w, const char *s, size_t n)
 {
     gw_u64(w, n);
     gw_raw(w, s, n);
 }
-static void gw_str(gguf_writer *w, const char *s) { gw_strn(w, s, strlen(s)); }
+static inline void gw_str(gguf_writer *w, const char *s) { gw_strn(w, s, strlen(s)); }
 
 /* Overwrites bytes already written (for patching a finished file). */
-static void gw_patch_u32(uint8_t *buf, size_t pos, uint32_t v) { memcpy(buf + pos, &v, 4); }
-static void gw_patch_u64(uint8_t *buf, size_t pos, uint64_t v) { memcpy(buf + pos, &v, 8); }
+static inline void gw_patch_u32(uint8_t *buf, size_t pos, uint32_t v) { memcpy(buf + pos, &v, 4); }
+static inline void gw_patch_u64(uint8_t *buf, size_t pos, uint64_t v) { memcpy(buf + pos, &v, 8); }
 
-static void gw_init(gguf_writer *w, uint32_t version)
+static inline void gw_init(gguf_writer *w, uint32_t version)
 {
     memset(w, 0, sizeof *w);
     w->alignment = 32;
@@ -103,7 +103,7 @@ static void gw_init(gguf_writer *w, uint32_t version)
     gw_u64(w, 0); /* n_kv, patched as records are added */
 }
 
-static void gw_free(gguf_writer *w)
+static inline void gw_free(gguf_writer *w)
 {
     free(w->t);
     free(w->buf);
@@ -111,7 +111,7 @@ static void gw_free(gguf_writer *w)
 }
 
 /* Starts a metadata record: key and value type. The caller writes the value. */
-static void gw_keyn(gguf_writer *w, const char *key, size_t key_len, uint32_t type)
+static inline void gw_keyn(gguf_writer *w, const char *key, size_t key_len, uint32_t type)
 {
     w->n_kv++;
     gw_strn(w, key, key_len);
@@ -119,17 +119,17 @@ static void gw_keyn(gguf_writer *w, const char *key, size_t key_len, uint32_t ty
     if (!w->failed)
         gw_patch_u64(w->buf, 16, w->n_kv);
 }
-static void gw_key(gguf_writer *w, const char *key, uint32_t type) { gw_keyn(w, key, strlen(key), type); }
+static inline void gw_key(gguf_writer *w, const char *key, uint32_t type) { gw_keyn(w, key, strlen(key), type); }
 
-static void gw_kv_u32(gguf_writer *w, const char *k, uint32_t v) { gw_key(w, k, GGUF_T_UINT32); gw_u32(w, v); }
-static void gw_kv_i32(gguf_writer *w, const char *k, int32_t v) { gw_key(w, k, GGUF_T_INT32); gw_u32(w, (uint32_t)v); }
-static void gw_kv_f32(gguf_writer *w, const char *k, float v) { gw_key(w, k, GGUF_T_FLOAT32); gw_f32(w, v); }
-static void gw_kv_bool(gguf_writer *w, const char *k, bool v) { gw_key(w, k, GGUF_T_BOOL); gw_u8(w, v ? 1 : 0); }
-static void gw_kv_str(gguf_writer *w, const char *k, const char *v) { gw_key(w, k, GGUF_T_STRING); gw_str(w, v); }
-static void gw_kv_u64(gguf_writer *w, const char *k, uint64_t v) { gw_key(w, k, GGUF_T_UINT64); gw_u64(w, v); }
+static inline void gw_kv_u32(gguf_writer *w, const char *k, uint32_t v) { gw_key(w, k, GGUF_T_UINT32); gw_u32(w, v); }
+static inline void gw_kv_i32(gguf_writer *w, const char *k, int32_t v) { gw_key(w, k, GGUF_T_INT32); gw_u32(w, (uint32_t)v); }
+static inline void gw_kv_f32(gguf_writer *w, const char *k, float v) { gw_key(w, k, GGUF_T_FLOAT32); gw_f32(w, v); }
+static inline void gw_kv_bool(gguf_writer *w, const char *k, bool v) { gw_key(w, k, GGUF_T_BOOL); gw_u8(w, v ? 1 : 0); }
+static inline void gw_kv_str(gguf_writer *w, const char *k, const char *v) { gw_key(w, k, GGUF_T_STRING); gw_str(w, v); }
+static inline void gw_kv_u64(gguf_writer *w, const char *k, uint64_t v) { gw_key(w, k, GGUF_T_UINT64); gw_u64(w, v); }
 
 /* Array of fixed-size elements (elem_size bytes each, little-endian in memory). */
-static void gw_kv_arr(gguf_writer *w, const char *k, uint32_t elem_type, const void *data, uint64_t n,
+static inline void gw_kv_arr(gguf_writer *w, const char *k, uint32_t elem_type, const void *data, uint64_t n,
                       size_t elem_size)
 {
     gw_key(w, k, GGUF_T_ARRAY);
@@ -138,7 +138,7 @@ static void gw_kv_arr(gguf_writer *w, const char *k, uint32_t elem_type, const v
     gw_raw(w, data, (size_t)n * elem_size);
 }
 
-static void gw_kv_arr_str(gguf_writer *w, const char *k, const char *const *s, uint64_t n)
+static inline void gw_kv_arr_str(gguf_writer *w, const char *k, const char *const *s, uint64_t n)
 {
     gw_key(w, k, GGUF_T_ARRAY);
     gw_u32(w, GGUF_T_STRING);
@@ -148,7 +148,7 @@ static void gw_kv_arr_str(gguf_writer *w, const char *k, const char *const *s, u
 }
 
 /* A new zeroed tensor record (NULL on allocation failure); valid until the next one. */
-static gw_tensor_rec *gw_push(gguf_writer *w)
+static inline gw_tensor_rec *gw_push(gguf_writer *w)
 {
     if (w->n_t == w->cap_t) {
         size_t cap = w->cap_t ? 2 * w->cap_t : 16;
@@ -166,7 +166,7 @@ static gw_tensor_rec *gw_push(gguf_writer *w)
 }
 
 /* Declares a tensor whose size follows from type and shape (written by gw_finish). */
-static gw_tensor_rec *gw_tensor_add(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+static inline gw_tensor_rec *gw_tensor_add(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
                                     int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3)
 {
     gw_tensor_rec *t = gw_push(w);
@@ -180,7 +180,7 @@ static gw_tensor_rec *gw_tensor_add(gguf_writer *w, const char *name, uint32_t t
 }
 
 /* Declares a tensor of exactly nbytes bytes: data (borrowed until gw_finish) or zeros. */
-static gw_tensor_rec *gw_tensor(gguf_writer *w, const char *name, uint32_t n_dims, const int64_t *ne,
+static inline gw_tensor_rec *gw_tensor(gguf_writer *w, const char *name, uint32_t n_dims, const int64_t *ne,
                                 uint32_t type, uint64_t nbytes, const void *data)
 {
     int64_t d[4];
@@ -195,7 +195,7 @@ static gw_tensor_rec *gw_tensor(gguf_writer *w, const char *name, uint32_t n_dim
     return t;
 }
 
-static uint64_t gw_tensor_nbytes(const gw_tensor_rec *t)
+static inline uint64_t gw_tensor_nbytes(const gw_tensor_rec *t)
 {
     if (t->nbytes)
         return t->nbytes;
@@ -215,7 +215,7 @@ static uint64_t gw_tensor_nbytes(const gw_tensor_rec *t)
 
 /* Fills a tensor with small values so a forward pass stays finite: F32 / F16 get values in
  * [-0.25, 0.25] (norm weights near 1), quantized types get bytes from a fixed generator. */
-static void gw_fill(const gw_tensor_rec *t, uint8_t *dst, uint64_t nbytes)
+static inline void gw_fill(const gw_tensor_rec *t, uint8_t *dst, uint64_t nbytes)
 {
     uint32_t s = 2166136261u;
     for (const char *c = t->name; *c; c++)
@@ -254,17 +254,17 @@ static void gw_fill(const gw_tensor_rec *t, uint8_t *dst, uint64_t nbytes)
     }
 }
 
-static void gw_zeros(gguf_writer *w, uint64_t n)
+static inline void gw_zeros(gguf_writer *w, uint64_t n)
 {
     static const uint8_t zeros[64];
     for (; n && !w->failed; n -= GM_MIN(n, sizeof zeros))
         gw_raw(w, zeros, (size_t)GM_MIN(n, sizeof zeros));
 }
-static void gw_pad(gguf_writer *w, size_t to) { gw_zeros(w, (to - w->len % to) % to); }
+static inline void gw_pad(gguf_writer *w, size_t to) { gw_zeros(w, (to - w->len % to) % to); }
 
 /* Writes the tensor table and the data section (again, if called before). Returns false on
  * allocation failure. */
-static bool gw_finish(gguf_writer *w)
+static inline bool gw_finish(gguf_writer *w)
 {
     if (w->kv_end)
         w->len = w->kv_end;
@@ -303,7 +303,7 @@ static bool gw_finish(gguf_writer *w)
 
 /* Finishes, hands over the file (caller frees; NULL on allocation failure) and frees the
  * rest of the writer. */
-static uint8_t *gw_take(gguf_writer *w, size_t *len)
+static inline uint8_t *gw_take(gguf_writer *w, size_t *len)
 {
     uint8_t *p = NULL;
     if (gw_finish(w)) {
@@ -315,7 +315,7 @@ static uint8_t *gw_take(gguf_writer *w, size_t *len)
     return p;
 }
 
-static bool gw_write_file(const gguf_writer *w, const char *path)
+static inline bool gw_write_file(const gguf_writer *w, const char *path)
 {
     FILE *f = fopen(path, "wb");
     if (!f)
@@ -327,7 +327,7 @@ static bool gw_write_file(const gguf_writer *w, const char *path)
 /* ---- rewriting a parsed file --------------------------------------------------------- */
 
 /* Serialized size of a KV record's value (after the u32 type), from the parsed index. */
-static uint64_t gw_value_size(const gguf_kv *kv)
+static inline uint64_t gw_value_size(const gguf_kv *kv)
 {
     static const uint8_t sz[GGUF_T_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
     uint32_t type = kv->type == GGUF_T_ARRAY ? kv->arr_type : kv->type;
@@ -352,13 +352,13 @@ static uint64_t gw_value_size(const gguf_kv *kv)
 typedef bool (*gw_kv_hook)(void *user, gguf_writer *w, const gguf_kv *kv);
 typedef bool (*gw_t_hook)(void *user, gw_tensor_rec *t);
 
-static bool gw_key_is(const gguf_kv *kv, const char *key)
+static inline bool gw_key_is(const gguf_kv *kv, const char *key)
 {
     return kv->key.len == strlen(key) && memcmp(kv->key.ptr, key, kv->key.len) == 0;
 }
 
 /* Copies the metadata records of c that kh does not drop. */
-static void gw_copy_kv(gguf_writer *w, const gguf_ctx *c, gw_kv_hook kh, void *user)
+static inline void gw_copy_kv(gguf_writer *w, const gguf_ctx *c, gw_kv_hook kh, void *user)
 {
     for (uint64_t i = 0; i < c->n_kv; i++) {
         const gguf_kv *kv = &c->kv[i];
@@ -369,7 +369,7 @@ static void gw_copy_kv(gguf_writer *w, const gguf_ctx *c, gw_kv_hook kh, void *u
     }
 }
 
-static void gw_from_ctx(gguf_writer *w, const gguf_ctx *c, gw_kv_hook kh, gw_t_hook th, void *user)
+static inline void gw_from_ctx(gguf_writer *w, const gguf_ctx *c, gw_kv_hook kh, gw_t_hook th, void *user)
 {
     gw_init(w, c->version);
     w->alignment = c->alignment;
@@ -396,7 +396,7 @@ static void gw_from_ctx(gguf_writer *w, const gguf_ctx *c, gw_kv_hook kh, gw_t_h
 
 /* A small valid file with every kind of metadata value and three F32 tensors (1-D, 2-D
  * and 4-D) that tests and fuzzers can start from. Key 0 is general.architecture. */
-static bool gw_build_sample(gguf_writer *w)
+static inline bool gw_build_sample(gguf_writer *w)
 {
     gw_init(w, 3);
     gw_kv_str(w, "general.architecture", "gemma3");
@@ -427,7 +427,7 @@ static bool gw_build_sample(gguf_writer *w)
 }
 
 /* Keeps only the tokenizer.* records. */
-static bool gw_tokenizer_only_hook(void *user, gguf_writer *w, const gguf_kv *kv)
+static inline bool gw_tokenizer_only_hook(void *user, gguf_writer *w, const gguf_kv *kv)
 {
     (void)user;
     (void)w;
@@ -452,7 +452,7 @@ typedef struct gw_tiny_opts {
 /* A small but complete Gemma 3 model: tokenizer records copied from vocab_src (a parsed
  * Gemma 3 GGUF, e.g. ../shared/testdata/g3-f32.gguf), 2 heads / 1 KV head of width 16,
  * sliding window 4, every second layer global. Returns the serialized file or NULL. */
-static uint8_t *gw_tiny_gemma3(const gguf_ctx *vocab_src, const gw_tiny_opts *o, size_t *len)
+static inline uint8_t *gw_tiny_gemma3(const gguf_ctx *vocab_src, const gw_tiny_opts *o, size_t *len)
 {
     gguf_writer m;
     gw_init(&m, 3);
@@ -506,7 +506,7 @@ static uint8_t *gw_tiny_gemma3(const gguf_ctx *vocab_src, const gw_tiny_opts *o,
  * the two before them), 2 heads / 1 KV head of width 16 (local) and 32 (global),
  * per-layer inputs of width 32, no attn_v on layer 1 (V = K), an output scale on layer 1,
  * sliding window 4. Returns the serialized file or NULL. */
-static uint8_t *gw_tiny_gemma4(const gguf_ctx *vocab_src, const gw_tiny_opts *o, size_t *len)
+static inline uint8_t *gw_tiny_gemma4(const gguf_ctx *vocab_src, const gw_tiny_opts *o, size_t *len)
 {
     gguf_writer m;
     gw_init(&m, 3);

@@ -31,12 +31,12 @@ typedef struct edit {
     bool added;        /* set when a key to set was found (else u32_key / str_key are added) */
 } edit;
 
-static bool msg_has(const gemma_error *err, const char *needle)
+static inline bool msg_has(const gemma_error *err, const char *needle)
 {
     return strstr(err->message, needle) != NULL;
 }
 
-static bool edit_kv(void *user, gguf_writer *w, const gguf_kv *kv)
+static inline bool edit_kv(void *user, gguf_writer *w, const gguf_kv *kv)
 {
     edit *e = user;
     if (e->drop_key && gw_key_is(kv, e->drop_key))
@@ -64,7 +64,7 @@ static bool edit_kv(void *user, gguf_writer *w, const gguf_kv *kv)
     return false;
 }
 
-static bool edit_tensor(void *user, gw_tensor_rec *t)
+static inline bool edit_tensor(void *user, gw_tensor_rec *t)
 {
     edit *e = user;
     if (e->drop_tensor && !strcmp(t->name, e->drop_tensor))
@@ -85,7 +85,7 @@ static bool edit_tensor(void *user, gw_tensor_rec *t)
 }
 
 /* base with e applied, as file bytes (the caller frees them); NULL when out of memory. */
-static uint8_t *edit_rewrite(const gguf_ctx *base, edit *e, size_t *len)
+static inline uint8_t *edit_rewrite(const gguf_ctx *base, edit *e, size_t *len)
 {
     gguf_writer w;
     gw_from_ctx(&w, base, edit_kv, edit_tensor, e);
@@ -99,7 +99,7 @@ static uint8_t *edit_rewrite(const gguf_ctx *base, edit *e, size_t *len)
 }
 
 /* Loads a model from memory through a memfd. */
-static gemma_status load_bytes(const uint8_t *buf, size_t len, bool use_mmap, gemma_model **m, gemma_error *err)
+static inline gemma_status load_bytes(const uint8_t *buf, size_t len, bool use_mmap, gemma_model **m, gemma_error *err)
 {
     char path[64];
     int fd = fz_memfd(buf, len, path);
@@ -114,7 +114,7 @@ static gemma_status load_bytes(const uint8_t *buf, size_t len, bool use_mmap, ge
 }
 
 /* Loads base with e applied (mapped); GEMMA_E_IO when the rewrite fails. */
-static gemma_status edit_load(const gguf_ctx *base, edit e, gemma_model **m, gemma_error *err)
+static inline gemma_status edit_load(const gguf_ctx *base, edit e, gemma_model **m, gemma_error *err)
 {
     size_t len = 0;
     uint8_t *buf = edit_rewrite(base, &e, &len);
@@ -124,7 +124,7 @@ static gemma_status edit_load(const gguf_ctx *base, edit e, gemma_model **m, gem
 }
 
 /* Loads base with e applied and expects code; on failure no model and a message with needle. */
-static void edit_expect(const gguf_ctx *base, const char *what, edit e, gemma_status code, const char *needle)
+static inline void edit_expect(const gguf_ctx *base, const char *what, edit e, gemma_status code, const char *needle)
 {
     gemma_model *m = NULL;
     gemma_error err;
