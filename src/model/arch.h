@@ -33,6 +33,7 @@ typedef struct gm_layer_geom {
     float rope_freq_scale;      /* 1/linear scaling factor */
     const float *rope_freq_factors; /* n_rot/2 divisors or NULL (owned by the model) */
     float attn_scale;     /* applied to Q before the QK dot */
+    bool v_norm;          /* V is RMS-normed without weight before caching (Gemma 4) */
     int32_t kv_src;       /* layer whose KV cache this layer reads (== own index if it writes one) */
 } gm_layer_geom;
 

@@ -2,7 +2,6 @@
  * forward pass of docs: gemma-spec.md section 3. */
 #include "arch.h"
 #include "layers.h"
-#include "../runtime/kvcache.h"
 #include "../util/util.h"
 
 #include <math.h>
@@ -141,27 +140,6 @@ static gemma_status g3_load(gemma_model *m, gemma_error *err)
 
 /* ---- forward pass ---- */
 
-/* Q/K norms, RoPE, Q scaling and the cache write of batch rows [t0, t1) (gm_qk_job). */
-static void qk_rows(void *p, int32_t t0, int32_t t1)
-{
-    const gm_qk_job *r = p;
-    const gm_layer_geom *g = r->g;
-    const int32_t hd = g->head_dim;
-    const float eps = r->m->hp.rms_eps;
-    const size_t qd = (size_t)g->n_head * (size_t)hd, kvd = (size_t)g->n_head_kv * (size_t)hd;
-    for (int32_t t = t0; t < t1; t++) {
-        const float *cs = r->cs + (size_t)t * (size_t)g->n_rot;
-        float *q = r->s->q + (size_t)t * qd, *k = r->s->k + (size_t)t * kvd, *v = r->s->v + (size_t)t * kvd;
-        gm_norm_heads(r->kern, q, q, r->a->q_norm, g->n_head, hd, eps);
-        gm_norm_heads(r->kern, k, k, r->a->k_norm, g->n_head_kv, hd, eps);
-        gm_rope_neox(q, g->n_head, hd, g->n_rot, cs);
-        gm_rope_neox(k, g->n_head_kv, hd, g->n_rot, cs);
-        for (size_t i = 0; i < qd; i++)
-            q[i] *= g->attn_scale;
-        gm_kvcache_store(r->kv, r->il, r->pos0 + t, k, v);
-    }
-}
-
 static gemma_status g3_forward(const gemma_model *m, gm_exec *ex, const gm_batch *b, gemma_error *err)
 {
     const g3_weights *w = m->arch_data;
@@ -172,7 +150,7 @@ static gemma_status g3_forward(const gemma_model *m, gm_exec *ex, const gm_batch
         if ((st = gm_check_cancel(ex, err)))
             return st;
         const g3_layer *L = &w->layer[il];
-        if ((st = gm_attn_block(m, &L->attn, il, 3, qk_rows, ex, b)) ||
+        if ((st = gm_attn_block(m, &L->attn, il, ex, b)) ||
             (st = gm_ffn_block(m, &L->ffn, il, ex, b)))
             return gm_fail(err, st, "layer %d: %s", (int)il, gemma_strerror(st));
     }

@@ -6,7 +6,6 @@
  * per-layer output scale. MoE models (expert_count > 0) are refused at load time. */
 #include "arch.h"
 #include "layers.h"
-#include "../runtime/kvcache.h"
 #include "../util/util.h"
 
 #include <math.h>
@@ -190,6 +189,7 @@ static gemma_status build_geometry(gemma_model *m, const g4_keys *k, gemma_error
         g->rope_freq_scale = swa ? 1.0f : fs_glob;
         g->rope_freq_factors = NULL;
         g->attn_scale = 1.0f; /* Q and K are RMS-normalised: no 1/sqrt(d) */
+        g->v_norm = true;
         g->kv_src = (int32_t)src;
     }
     gm_set_hparams(m, &k->b);
@@ -344,43 +344,6 @@ static gemma_status g4_scratch_create(const gemma_model *m, int32_t n_batch, int
     return GEMMA_OK;
 }
 
-/* Q norm and RoPE of token t; for a layer with its own cache also K, V (V from the raw K
- * projection when attn_v is absent, normed without weight) and the cache write. */
-static void qk_token(const gm_qk_job *r, int32_t t)
-{
-    const gm_layer_geom *g = r->g;
-    const int32_t hd = g->head_dim;
-    const float eps = r->m->hp.rms_eps;
-    const float *cs = r->cs + (size_t)t * (size_t)g->n_rot;
-    const size_t qd = (size_t)g->n_head * (size_t)hd, kvd = (size_t)g->n_head_kv * (size_t)hd;
-    float *q = r->s->q + (size_t)t * qd;
-    gm_norm_heads(r->kern, q, q, r->a->q_norm, g->n_head, hd, eps);
-    gm_rope_neox(q, g->n_head, hd, g->n_rot, cs);
-    if (g->attn_scale != 1.0f)
-        for (size_t i = 0; i < qd; i++)
-            q[i] *= g->attn_scale;
-    if (g->kv_src != r->il)
-        return;
-    float *k = r->s->k + (size_t)t * kvd, *v = r->s->v + (size_t)t * kvd;
-    /* before K is normed in place: it may be V's source */
-    gm_norm_heads(r->kern, v, r->a->wv ? v : k, NULL, g->n_head_kv, hd, eps);
-    gm_norm_heads(r->kern, k, k, r->a->k_norm, g->n_head_kv, hd, eps);
-    gm_rope_neox(k, g->n_head_kv, hd, g->n_rot, cs);
-    gm_kvcache_store(r->kv, r->il, r->pos0 + t, k, v);
-}
-
-static void qk_rows(void *p, int32_t t0, int32_t t1)
-{
-    for (int32_t t = t0; t < t1; t++)
-        qk_token(p, t);
-}
-
-/* A KV-shared layer only projects Q; without attn_v the K projection doubles as V. */
-static int n_proj(const gemma_model *m, const g4_layer *L, int32_t il)
-{
-    return m->layers[il].kv_src == il ? (L->attn.wv ? 3 : 2) : 1;
-}
-
 /* x += rmsnorm(proj · (gelu(inp_gate · x) * ple[il])) * post_norm, then the layer's output
  * scale. */
 static gemma_status ple_block(const gemma_model *m, const g4_layer *L, int32_t il, gm_exec *ex,
@@ -447,7 +410,7 @@ static gemma_status g4_forward(const gemma_model *m, gm_exec *ex, const gm_batch
         if ((st = gm_check_cancel(ex, err)))
             return st;
         const g4_layer *L = &w->layer[il];
-        if ((st = gm_attn_block(m, &L->attn, il, n_proj(m, L, il), qk_rows, ex, b)) ||
+        if ((st = gm_attn_block(m, &L->attn, il, ex, b)) ||
             (st = gm_ffn_block(m, &L->ffn, il, ex, b)) ||
             (st = ple_block(m, L, il, ex, b)))
             return gm_fail(err, st, "layer %d: %s", (int)il, gemma_strerror(st));

@@ -1,6 +1,6 @@
 #include "layers.h"
 
-#include "../runtime/kvcache.h"
+#include "kvcache.h"
 #include "../util/util.h"
 
 #include <math.h>
@@ -474,6 +474,52 @@ const float *gm_rope_table(gm_scratch *s, const gm_layer_geom *g, const gm_batch
     return cs;
 }
 
+/* ---- attention block ---- */
+
+/* What prepare_rows works on: the raw projections in s->q, s->k, s->v of one layer. */
+typedef struct qkv_job {
+    const gemma_model *m;
+    const gm_kernels *kern;
+    const gm_attn_weights *a;
+    const gm_layer_geom *g;
+    gm_scratch *s;
+    gm_kvcache *kv;
+    int32_t il, pos0;
+    const float *cs; /* the batch's RoPE table, n_rot floats per token */
+} qkv_job;
+
+/* Q norm, RoPE and scale of token t; for a layer with its own cache also V's norm (from the
+ * raw K when there is no attn_v), K's norm and RoPE, and the cache write. */
+static void prepare_token(const qkv_job *r, int32_t t)
+{
+    const gm_layer_geom *g = r->g;
+    const int32_t hd = g->head_dim;
+    const float eps = r->m->hp.rms_eps;
+    const float *cs = r->cs + (size_t)t * (size_t)g->n_rot;
+    const size_t qd = (size_t)g->n_head * (size_t)hd, kvd = (size_t)g->n_head_kv * (size_t)hd;
+    float *q = r->s->q + (size_t)t * qd;
+    gm_norm_heads(r->kern, q, q, r->a->q_norm, g->n_head, hd, eps);
+    gm_rope_neox(q, g->n_head, hd, g->n_rot, cs);
+    if (g->attn_scale != 1.0f)
+        for (size_t i = 0; i < qd; i++)
+            q[i] *= g->attn_scale;
+    if (g->kv_src != r->il)
+        return;
+    float *k = r->s->k + (size_t)t * kvd, *v = r->s->v + (size_t)t * kvd;
+    /* before K is normed in place: it may be V's source */
+    if (g->v_norm)
+        gm_norm_heads(r->kern, v, r->a->wv ? v : k, NULL, g->n_head_kv, hd, eps);
+    gm_norm_heads(r->kern, k, k, r->a->k_norm, g->n_head_kv, hd, eps);
+    gm_rope_neox(k, g->n_head_kv, hd, g->n_rot, cs);
+    gm_kvcache_store(r->kv, r->il, r->pos0 + t, k, v);
+}
+
+static void prepare_rows(void *p, int32_t t0, int32_t t1)
+{
+    for (int32_t t = t0; t < t1; t++)
+        prepare_token(p, t);
+}
+
 /* att = attention of the batch's queries over the cache of layer g->kv_src, with the window
  * when g is local. */
 static void attention(const gemma_model *m, const gm_layer_geom *g, gm_exec *ex, const gm_batch *b)
@@ -491,22 +537,24 @@ static void attention(const gemma_model *m, const gm_layer_geom *g, gm_exec *ex,
     gm_parallel(ex->c, gm_attn_task, &a);
 }
 
-gemma_status gm_attn_block(const gemma_model *m, const gm_attn_weights *a, int32_t il, int n_proj,
-                           gm_rows_fn qk, gm_exec *ex, const gm_batch *b)
+gemma_status gm_attn_block(const gemma_model *m, const gm_attn_weights *a, int32_t il, gm_exec *ex,
+                           const gm_batch *b)
 {
     const gm_layer_geom *g = &m->layers[il];
     gm_scratch *s = ex->scratch;
     gemma_status st;
     gm_norm_rows(ex->c, s->h, s->x, a->attn_norm, b->n, m->hp.n_embd, m->hp.rms_eps, NULL);
     GM_PROF(s, ATTN_NORM);
+    /* A KV-shared layer only projects Q; without attn_v the K projection doubles as V. */
+    const int n_proj = g->kv_src == il ? (a->wv ? 3 : 2) : 1;
     const gm_tensor *const wqkv[3] = {a->wq, a->wk, a->wv};
     float *const yqkv[3] = {s->q, s->k, s->v};
     if ((st = gm_matmul_multi(ex->c, wqkv, n_proj, s->h, b->n, yqkv)))
         return st;
     GM_PROF(s, QKV);
-    gm_qk_job job = {.m = m, .kern = gm_compute_kernels(ex->c), .a = a, .g = g, .s = s, .kv = ex->kv, .il = il,
-                     .pos0 = b->pos0, .cs = gm_rope_table(s, g, b)};
-    gm_run_rows(ex->c, b->n, qk, &job);
+    qkv_job job = {.m = m, .kern = gm_compute_kernels(ex->c), .a = a, .g = g, .s = s, .kv = ex->kv, .il = il,
+                   .pos0 = b->pos0, .cs = gm_rope_table(s, g, b)};
+    gm_run_rows(ex->c, b->n, prepare_rows, &job);
     GM_PROF(s, QK_ROPE);
     attention(m, g, ex, b);
     GM_PROF(s, ATTN);

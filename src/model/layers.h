@@ -1,8 +1,9 @@
 /* Building blocks that every Gemma generation's forward pass is made of: the session's
- * scratch buffers, row-parallel norms and GEGLU, the per-pass RoPE tables, attention over
- * the KV cache, the FFN block, the embedding lookup and the output head. Each generation
- * file (gemma3.c, gemma4.c) keeps what is its own (Q/K/V handling, extra blocks) and
- * composes these in the order of its spec pseudo-code (gemma-spec.md 3.4, 4.4). */
+ * scratch buffers, row-parallel norms and GEGLU, the per-pass RoPE tables, the attention
+ * block (Q/K/V, the KV cache store and attention over it), the FFN block, the embedding
+ * lookup and the output head. Each generation file (gemma3.c, gemma4.c) keeps what is its
+ * own (hyper-parameters, geometry, extra blocks) and composes these in the order of its spec
+ * pseudo-code (gemma-spec.md 3.4, 4.4). */
 #ifndef GM_LAYERS_H
 #define GM_LAYERS_H
 
@@ -147,24 +148,13 @@ gemma_status gm_check_cancel(const gm_exec *ex, gemma_error *err);
 /* The cos/sin table of every token of the batch for layer geometry g (computed by the
  * first layer of the pass that uses those frequencies). */
 const float *gm_rope_table(gm_scratch *s, const gm_layer_geom *g, const gm_batch *b);
-/* What a generation's Q/K step (a gm_rows_fn) gets: the raw projections are in s->q, s->k,
- * s->v; it leaves Q normed, roped and scaled in s->q and, for a layer with its own cache,
- * writes K and V at positions pos0 + t. */
-typedef struct gm_qk_job {
-    const gemma_model *m;
-    const gm_kernels *kern;
-    const gm_attn_weights *a;
-    const gm_layer_geom *g;
-    gm_scratch *s;
-    struct gm_kvcache *kv;
-    int32_t il, pos0;
-    const float *cs; /* the batch's RoPE table, n_rot floats per token */
-} gm_qk_job;
-
-/* x += rmsnorm(Wo · attention(q, cache of g->kv_src)) * post_attn_norm, where the first n_proj
- * of q, k, v = W · (rmsnorm(x) * attn_norm) and qk (on gm_qk_job rows) prepares them. */
-gemma_status gm_attn_block(const gemma_model *m, const gm_attn_weights *a, int32_t il, int n_proj,
-                           gm_rows_fn qk, gm_exec *ex, const gm_batch *b);
+/* x += rmsnorm(Wo · attention(q, cache of g->kv_src)) * post_attn_norm, with q, k, v = W ·
+ * (rmsnorm(x) * attn_norm): Q normed, roped and scaled; a layer with its own cache (kv_src
+ * == il) also projects K (V too when it has attn_v, else V is the raw K), norms V when
+ * g->v_norm, norms and ropes K, and stores K and V at positions b->pos0 + t of the session's
+ * cache ex->kv. A KV-shared layer projects only Q. */
+gemma_status gm_attn_block(const gemma_model *m, const gm_attn_weights *a, int32_t il, gm_exec *ex,
+                           const gm_batch *b);
 /* x += rmsnorm(down · (gelu(gate · h) * (up · h))) * post_ffw_norm, h = rmsnorm(x) * ffn_norm. */
 gemma_status gm_ffn_block(const gemma_model *m, const gm_ffn_weights *f, int32_t il, gm_exec *ex,
                           const gm_batch *b);

@@ -3,7 +3,7 @@
 #define GM_SESSION_H
 
 #include "gemma.h"
-#include "kvcache.h"
+#include "../model/kvcache.h"
 #include "../model/arch.h"
 #include "../tensor/compute.h"
 #include "../util/util.h"

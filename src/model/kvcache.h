@@ -1,11 +1,13 @@
-/* F16 key/value cache, one per session. Every layer that computes its own K/V owns a
- * buffer: local (sliding-window) layers a ring of n_swa + n_batch positions, global layers
- * the whole context. Position p lives in cell p % cells. Layers that read another layer's
- * cache (Gemma 4 KV sharing) point at their source's buffer. */
+/* F16 key/value cache, one per session: the session owns it and hands it to each forward
+ * pass in gm_exec; the attention block (gm_attn_block, layers.c) stores into it and attends
+ * over it. Every layer that computes its own K/V owns a buffer: local (sliding-window)
+ * layers a ring of n_swa + n_batch positions, global layers the whole context. Position p
+ * lives in cell p % cells. Layers that read another layer's cache (Gemma 4 KV sharing)
+ * point at their source's buffer. */
 #ifndef GM_KVCACHE_H
 #define GM_KVCACHE_H
 
-#include "../model/arch.h"
+#include "arch.h"
 
 #include <stdint.h>
 

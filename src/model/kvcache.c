@@ -1,6 +1,6 @@
 #include "kvcache.h"
 
-#include "../model/ops.h"
+#include "ops.h"
 #include "../util/util.h"
 
 #include <stdlib.h>
