@@ -8,7 +8,6 @@
  * Text that may still become a marker or a call is held back until it is decided, so a call
  * is never shown as content; a call that does not parse is shown as content, never dropped. */
 #include "tokenizer.h"
-#include "../model/model.h"
 #include "../util/json.h"
 #include "../util/util.h"
 
@@ -395,27 +394,6 @@ gemma_chat_parser *gm_chat_parser_new(gm_chat_family family, bool tools)
     if (p)
         p->state = family == GM_CHAT_GEMMA4 ? P_TEXT : tools ? P_G3_START : P_G3_TEXT;
     return p;
-}
-
-GEMMA_API gemma_status gemma_chat_parser_create(const gemma_model *model, const gemma_chat_params *params,
-                                                gemma_chat_parser **out, gemma_error *err)
-{
-    if (!out)
-        return gm_fail(err, GEMMA_E_INVALID_ARG, "gemma_chat_parser_create: out is NULL");
-    *out = NULL;
-    if (!model)
-        return gm_fail(err, GEMMA_E_INVALID_ARG, "gemma_chat_parser_create: model is NULL");
-    gm_chat_family fam;
-    gemma_chat_params p;
-    gemma_status st = gm_chat_params_read(params, &p, err);
-    if (!st)
-        st = gm_chat_family_for_arch(gm_model_arch(model), &fam, err);
-    if (st)
-        return st;
-    /* "tools": any non-empty array (a tool is an object) */
-    if (!(*out = gm_chat_parser_new(fam, p.tools && strchr(p.tools, '{'))))
-        return gm_fail(err, GEMMA_E_NOMEM, "out of memory");
-    return GEMMA_OK;
 }
 
 GEMMA_API void gemma_chat_parser_free(gemma_chat_parser *p)

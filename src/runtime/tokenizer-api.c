@@ -1,5 +1,7 @@
-/* Public tokenizer and chat-template functions of gemma.h, over the model's vocabulary. */
-#include "tokenizer.h"
+/* Public tokenizer and chat-template functions of gemma.h, over the model's vocabulary. They
+ * live in the runtime layer because they reach the vocabulary through the model (model.h);
+ * the tokenizer itself knows nothing of models. */
+#include "../tokenizer/tokenizer.h"
 #include "../model/model.h"
 #include "../util/util.h"
 
@@ -190,4 +192,25 @@ GEMMA_API gemma_status gemma_chat_tokenize(const gemma_model *model, const gemma
     }
     gm_tokens_free(&ids);
     return st;
+}
+
+GEMMA_API gemma_status gemma_chat_parser_create(const gemma_model *model, const gemma_chat_params *params,
+                                                gemma_chat_parser **out, gemma_error *err)
+{
+    if (!out)
+        return gm_fail(err, GEMMA_E_INVALID_ARG, "gemma_chat_parser_create: out is NULL");
+    *out = NULL;
+    if (!model)
+        return gm_fail(err, GEMMA_E_INVALID_ARG, "gemma_chat_parser_create: model is NULL");
+    gm_chat_family fam;
+    gemma_chat_params p;
+    gemma_status st = gm_chat_params_read(params, &p, err);
+    if (!st)
+        st = gm_chat_family_for_arch(gm_model_arch(model), &fam, err);
+    if (st)
+        return st;
+    /* "tools": any non-empty array (a tool is an object) */
+    if (!(*out = gm_chat_parser_new(fam, p.tools && strchr(p.tools, '{'))))
+        return gm_fail(err, GEMMA_E_NOMEM, "out of memory");
+    return GEMMA_OK;
 }
