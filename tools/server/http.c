@@ -518,31 +518,78 @@ static char *health_json(server *srv)
     return s;
 }
 
+/* The endpoints, each named once. A path answers on /v1/PATH and on PATH. */
+typedef enum MHD_Result (*handler)(server *srv, struct MHD_Connection *c, const conn *k);
+
+static enum MHD_Result h_health(server *srv, struct MHD_Connection *c, const conn *k)
+{
+    (void)k;
+    return send_json(c, MHD_HTTP_OK, health_json(srv));
+}
+
+static enum MHD_Result h_models(server *srv, struct MHD_Connection *c, const conn *k)
+{
+    (void)k;
+    return send_json(c, MHD_HTTP_OK, openai_models(srv->cfg, srv->started));
+}
+
+static enum MHD_Result h_chat(server *srv, struct MHD_Connection *c, const conn *k)
+{
+    return complete(srv, c, SERVE_CHAT, k);
+}
+
+static enum MHD_Result h_completions(server *srv, struct MHD_Connection *c, const conn *k)
+{
+    return complete(srv, c, SERVE_COMPLETION, k);
+}
+
+typedef struct route_entry {
+    const char *method, *path;
+    bool needs_auth, has_body;
+    handler fn;
+} route_entry;
+
+static const route_entry routes[] = {
+    {"GET", "/health", false, false, h_health},
+    {"GET", "/models", true, false, h_models},
+    {"POST", "/chat/completions", true, true, h_chat},
+    {"POST", "/completions", true, true, h_completions},
+};
+
+/* The route for path and method; *known tells whether the path exists under any method. */
+static const route_entry *find_route(const char *url, const char *method, bool *known)
+{
+    const char *path = !strncmp(url, "/v1/", 4) ? url + 3 : url;
+    *known = false;
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
+        if (strcmp(path, routes[i].path))
+            continue;
+        *known = true;
+        if (!strcmp(method, routes[i].method))
+            return &routes[i];
+    }
+    return NULL;
+}
+
 static enum MHD_Result route(server *srv, struct MHD_Connection *c, const char *url, const char *method,
                              const conn *k)
 {
-    bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
     if (!strcmp(method, "OPTIONS"))
         return send_preflight(c);
-    const char *path = !strncmp(url, "/v1/", 4) ? url + 3 : url;
-    bool known = !strcmp(path, "/health") || !strcmp(path, "/models") || !strcmp(path, "/chat/completions") ||
-                 !strcmp(path, "/completions");
+    bool known;
+    const route_entry *e = find_route(url, method, &known);
     if (!known)
         return send_error(c, MHD_HTTP_NOT_FOUND,
                           "no such endpoint; try POST /v1/chat/completions, POST /v1/completions, GET /v1/models or "
                           "GET /health", NULL);
-    if (!strcmp(path, "/health") && get)
-        return send_json(c, MHD_HTTP_OK, health_json(srv));
-    if (!authorized(srv, c))
+    if ((!e || e->needs_auth) && !authorized(srv, c))
         return send_error(c, MHD_HTTP_UNAUTHORIZED, "missing or wrong API key (send \"Authorization: Bearer KEY\")",
                           NULL);
-    if (!strcmp(path, "/models") && get)
-        return send_json(c, MHD_HTTP_OK, openai_models(srv->cfg, srv->started));
-    if (!post || !strcmp(path, "/models") || !strcmp(path, "/health"))
+    if (!e)
         return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "wrong method for this endpoint", NULL);
-    if (k->too_big)
+    if (e->has_body && k->too_big)
         return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "the request body is over 16 MiB", NULL);
-    return complete(srv, c, !strcmp(path, "/chat/completions") ? SERVE_CHAT : SERVE_COMPLETION, k);
+    return e->fn(srv, c, k);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
