@@ -9,6 +9,7 @@
 #define GM_ARCH_H
 
 #include "gemma.h"
+#include "model.h"
 #include "../gguf/gguf.h"
 #include "../tensor/compute.h"
 
@@ -93,6 +94,7 @@ struct gemma_model {
     char *name;
     char *size_label;
     gm_hparams hp;
+    gm_sampling_hints sampling; /* general.sampling.* */
     gm_layer_geom *layers;    /* hp.n_layer entries */
     gm_tensor *tensors;       /* bound weight views (capacity = tensors in the file) */
     size_t n_bound;
@@ -127,6 +129,9 @@ gemma_status gm_key_u32(const gguf_ctx *g, const char *arch, const char *suffix,
                         uint32_t *out, gemma_error *err);
 gemma_status gm_key_f32(const gguf_ctx *g, const char *arch, const char *suffix, bool required,
                         float *out, gemma_error *err);
+/* The general.sampling.* keys of g into *h (sampling.c). */
+void gm_read_sampling_hints(const gguf_ctx *g, gm_sampling_hints *h);
+
 /* Per-layer u32 (scalar or array of n_layer). Absent: leaves out[] unchanged. */
 gemma_status gm_key_u32_layers(const gguf_ctx *g, const char *arch, const char *suffix,
                                bool required, uint32_t n_layer, uint32_t *out, gemma_error *err);

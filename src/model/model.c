@@ -17,6 +17,7 @@ static const gm_arch_ops *const arch_table[] = {&gm_arch_gemma3, &gm_arch_gemma4
 const gguf_ctx *gm_model_gguf(const gemma_model *m) { return m ? m->file->ctx : NULL; }
 const struct gm_vocab *gm_model_vocab(const gemma_model *m) { return m ? m->vocab : NULL; }
 const char *gm_model_arch(const gemma_model *m) { return m ? m->arch : ""; }
+const gm_sampling_hints *gm_model_sampling(const gemma_model *m) { return m ? &m->sampling : NULL; }
 
 #define MODEL_PARAMS_MIN GM_ABI_MIN(gemma_model_params, progress_user)
 
@@ -310,6 +311,7 @@ static gemma_status fill_info(gemma_model *m, gemma_error *err)
         m->weight_bytes += t->nbytes;
     }
     m->has_chat_template = gguf_find(g, "tokenizer.chat_template") != NULL;
+    gm_read_sampling_hints(g, &m->sampling);
     return GEMMA_OK;
 }
 

@@ -16,4 +16,18 @@ const struct gm_vocab *gm_model_vocab(const gemma_model *m);
 /* "gemma3", "gemma4", ... */
 const char *gm_model_arch(const gemma_model *m);
 
+/* The largest penalty window gemma_sampler_create accepts (also bounds the model's hint). */
+#define GM_PENALTY_LAST_N_MAX (1 << 20)
+
+/* The model file's general.sampling.* defaults, validated at load: a has_ flag is false
+ * when its key is absent or holds a value gemma_sampler_create would refuse. */
+typedef struct gm_sampling_hints {
+    bool has_top_k, has_top_p, has_min_p, has_temp, has_penalty_last_n, has_penalty_repeat;
+    int32_t top_k, penalty_last_n;
+    float top_p, min_p, temp, penalty_repeat;
+} gm_sampling_hints;
+
+/* NULL for a NULL model. */
+const gm_sampling_hints *gm_model_sampling(const gemma_model *m);
+
 #endif

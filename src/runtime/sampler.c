@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GM_PENALTY_LAST_N_MAX (1 << 20)
 #define GM_TOPP_BUCKETS 4096
 
 typedef struct gm_cand {
@@ -74,58 +73,6 @@ static void rng_seed(uint64_t s[4], uint64_t seed)
 
 /* ---- defaults ----------------------------------------------------------------------- */
 
-/* Integer metadata of any integer type; false when absent, not an integer, or out of the
- * int32 range (a garbage value must not silently become a setting). */
-static bool meta_int(const gguf_ctx *g, const char *key, int64_t *out)
-{
-    const gguf_kv *kv = g ? gguf_find(g, key) : NULL;
-    if (!kv || kv->type == GGUF_T_ARRAY || !kv->data)
-        return false;
-    int64_t v;
-    switch (kv->type) {
-    case GGUF_T_UINT8: v = *kv->data; break;
-    case GGUF_T_INT8: v = (int8_t)*kv->data; break;
-    case GGUF_T_UINT16: v = gm_rd_u16(kv->data); break;
-    case GGUF_T_INT16: v = (int16_t)gm_rd_u16(kv->data); break;
-    case GGUF_T_UINT32: v = gm_rd_u32(kv->data); break;
-    case GGUF_T_INT32: v = (int32_t)gm_rd_u32(kv->data); break;
-    case GGUF_T_UINT64: {
-        uint64_t u = gm_rd_u64(kv->data);
-        if (u > INT32_MAX)
-            return false;
-        v = (int64_t)u;
-        break;
-    }
-    case GGUF_T_INT64: v = (int64_t)gm_rd_u64(kv->data); break;
-    default: return false;
-    }
-    if (v < INT32_MIN || v > INT32_MAX)
-        return false;
-    *out = v;
-    return true;
-}
-
-/* Finite float metadata (f32, or f64 from lenient converters). */
-static bool meta_float(const gguf_ctx *g, const char *key, float *out)
-{
-    const gguf_kv *kv = g ? gguf_find(g, key) : NULL;
-    if (!kv || !kv->data)
-        return false;
-    double v;
-    if (kv->type == GGUF_T_FLOAT32) {
-        v = gm_rd_f32(kv->data);
-    } else if (kv->type == GGUF_T_FLOAT64) {
-        uint64_t u = gm_rd_u64(kv->data);
-        memcpy(&v, &u, sizeof v);
-    } else {
-        return false;
-    }
-    if (!isfinite(v) || fabs(v) > FLT_MAX)
-        return false;
-    *out = (float)v;
-    return true;
-}
-
 #define SAMPLER_PARAMS_MIN GM_ABI_MIN(gemma_sampler_params, seed)
 
 static gemma_sampler_params sampler_defaults(const gemma_model *model)
@@ -135,25 +82,21 @@ static gemma_sampler_params sampler_defaults(const gemma_model *model)
         .repeat_penalty = 1.0f, .presence_penalty = 0.0f, .frequency_penalty = 0.0f,
         .penalty_last_n = 64, .seed = 0x5eed5eed5eedull,
     };
-    const gguf_ctx *g = model ? gm_model_gguf(model) : NULL;
-    if (!g)
+    const gm_sampling_hints *h = gm_model_sampling(model);
+    if (!h)
         return p;
-    /* Each key is taken only when its value is one gemma_sampler_create accepts. */
-    int64_t iv;
-    float fv;
-    if (meta_int(g, "general.sampling.top_k", &iv) && iv >= 0)
-        p.top_k = (int32_t)iv;
-    if (meta_float(g, "general.sampling.top_p", &fv) && fv >= 0.0f && fv <= 1.0f)
-        p.top_p = fv;
-    if (meta_float(g, "general.sampling.min_p", &fv) && fv >= 0.0f && fv <= 1.0f)
-        p.min_p = fv;
-    if (meta_float(g, "general.sampling.temp", &fv) && fv >= 0.0f)
-        p.temperature = fv;
-    if (meta_int(g, "general.sampling.penalty_last_n", &iv) && iv >= 0 &&
-        iv <= GM_PENALTY_LAST_N_MAX)
-        p.penalty_last_n = (int32_t)iv;
-    if (meta_float(g, "general.sampling.penalty_repeat", &fv) && fv > 0.0f)
-        p.repeat_penalty = fv;
+    if (h->has_top_k)
+        p.top_k = h->top_k;
+    if (h->has_top_p)
+        p.top_p = h->top_p;
+    if (h->has_min_p)
+        p.min_p = h->min_p;
+    if (h->has_temp)
+        p.temperature = h->temp;
+    if (h->has_penalty_last_n)
+        p.penalty_last_n = h->penalty_last_n;
+    if (h->has_penalty_repeat)
+        p.repeat_penalty = h->penalty_repeat;
     return p;
 }
 

@@ -324,6 +324,30 @@ static void test_model_hparams(void)
                 GEMMA_E_MODEL, NULL);
 }
 
+/* The general.sampling.* defaults: a valid value becomes the sampler's default, one the
+ * sampler would refuse (or of the wrong type) is ignored and the load still succeeds. */
+static void expect_sampling(const char *what, edit e, int32_t top_k, int32_t last_n, float temp)
+{
+    gemma_model *m = NULL;
+    gemma_error err = {0};
+    CHECKF(edit_load(g_base_ctx, e, &m, &err) == GEMMA_OK, "%s: %s", what, err.message);
+    gemma_sampler_params p;
+    CHECK(gemma_sampler_params_init(&p, sizeof p, m) == GEMMA_OK);
+    CHECKF(p.top_k == top_k && p.penalty_last_n == last_n && p.temperature == temp, "%s: top_k %d last_n %d temp %g",
+           what, (int)p.top_k, (int)p.penalty_last_n, (double)p.temperature);
+    gemma_model_free(m);
+}
+
+static void test_model_sampling(void)
+{
+    expect_sampling("top_k 7", (edit){.u32_key = "general.sampling.top_k", .u32 = 7}, 7, 64, 1.0f);
+    expect_sampling("penalty_last_n over the limit",
+                    (edit){.u32_key = "general.sampling.penalty_last_n", .u32 = (1u << 20) + 1}, 64, 64, 1.0f);
+    expect_sampling("penalty_last_n 32", (edit){.u32_key = "general.sampling.penalty_last_n", .u32 = 32}, 64, 32,
+                    1.0f);
+    expect_sampling("temp as a string", (edit){.str_key = "general.sampling.temp", .str = "hot"}, 64, 64, 1.0f);
+}
+
 static void test_model_vocab(void)
 {
     expect_load("special id out of range", (edit){.u32_key = "tokenizer.ggml.bos_token_id", .u32 = 100000},
@@ -807,6 +831,7 @@ int main(int argc, char **argv)
     RUN(test_model_tensors);
     RUN(test_model_hparams);
     RUN(test_model_vocab);
+    RUN(test_model_sampling);
     RUN(test_req_session_params);
     RUN(test_req_long_prompt);
     RUN(test_req_context_full);
