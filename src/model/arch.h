@@ -58,7 +58,17 @@ typedef struct gm_batch {
     int32_t pos0;         /* absolute position of tokens[0] */
     bool logits_all;      /* logits for every row (else only the last) */
     float *logits;        /* out: (logits_all ? n : 1) * n_vocab floats */
+    /* A batched decode step (gm_decode_batch) stacks one token of each of several sessions:
+     * row t then sits at position pos[t] of cache kvs[t]. NULL: one session's consecutive
+     * positions from pos0 in the gm_exec's cache. */
+    const int32_t *pos;
+    struct gm_kvcache *const *kvs;
 } gm_batch;
+
+/* Most rows of a batched decode step. */
+#define GM_DECODE_MAX 64
+
+static inline int32_t gm_batch_pos(const gm_batch *b, int32_t t) { return b->pos ? b->pos[t] : b->pos0 + t; }
 
 /* What a session hands to the forward pass. */
 typedef struct gm_exec {

@@ -427,8 +427,13 @@ gemma_status gm_forward_begin(const gemma_model *m, const gm_io_weights *w, gm_e
 {
     gm_scratch *s = ex->scratch;
     const int32_t n = b->n, E = m->hp.n_embd;
-    if (n < 1 || n > s->n_batch || b->pos0 < 0 || b->pos0 + n > s->n_ctx)
-        return gm_fail(err, GEMMA_E_INTERNAL, "forward: batch of %d at %d does not fit", (int)n, (int)b->pos0);
+    if (n < 1 || n > s->n_batch || (b->pos && (n > GM_DECODE_MAX || !b->kvs)))
+        return gm_fail(err, GEMMA_E_INTERNAL, "forward: batch of %d rows does not fit", (int)n);
+    for (int32_t t = 0; t < n; t++) {
+        const int32_t p = gm_batch_pos(b, t), cap = b->kvs ? b->kvs[t]->n_ctx : s->n_ctx;
+        if (p < 0 || p >= cap || p >= s->n_ctx)
+            return gm_fail(err, GEMMA_E_INTERNAL, "forward: row %d at position %d does not fit", (int)t, (int)p);
+    }
 #ifdef GM_PROFILE
     prof_begin(s, n);
 #endif
@@ -469,7 +474,7 @@ const float *gm_rope_table(gm_scratch *s, const gm_layer_geom *g, const gm_batch
     s->rope[i] = (gm_rope_slot){g->rope_base, g->rope_freq_scale, g->rope_freq_factors, g->n_rot, true};
     float *cs = s->cs + (size_t)i * (size_t)s->rope_stride;
     for (int32_t t = 0; t < b->n; t++)
-        gm_rope_cache(cs + (size_t)t * (size_t)g->n_rot, b->pos0 + t, g->n_rot, g->rope_base,
+        gm_rope_cache(cs + (size_t)t * (size_t)g->n_rot, gm_batch_pos(b, t), g->n_rot, g->rope_base,
                       g->rope_freq_scale, g->rope_freq_factors);
     return cs;
 }
@@ -484,7 +489,8 @@ typedef struct qkv_job {
     const gm_layer_geom *g;
     gm_scratch *s;
     gm_kvcache *kv;
-    int32_t il, pos0;
+    const gm_batch *b;
+    int32_t il;
     const float *cs; /* the batch's RoPE table, n_rot floats per token */
 } qkv_job;
 
@@ -511,7 +517,7 @@ static void prepare_token(const qkv_job *r, int32_t t)
         gm_norm_heads(r->kern, v, r->a->wv ? v : k, NULL, g->n_head_kv, hd, eps);
     gm_norm_heads(r->kern, k, k, r->a->k_norm, g->n_head_kv, hd, eps);
     gm_rope_neox(k, g->n_head_kv, hd, g->n_rot, cs);
-    gm_kvcache_store(r->kv, r->il, r->pos0 + t, k, v);
+    gm_kvcache_store(r->b->kvs ? r->b->kvs[t] : r->kv, r->il, gm_batch_pos(r->b, t), k, v);
 }
 
 static void prepare_rows(void *p, int32_t t0, int32_t t1)
@@ -520,21 +526,36 @@ static void prepare_rows(void *p, int32_t t0, int32_t t1)
         prepare_token(p, t);
 }
 
-/* att = attention of the batch's queries over the cache of layer g->kv_src, with the window
- * when g is local. */
-static void attention(const gemma_model *m, const gm_layer_geom *g, gm_exec *ex, const gm_batch *b)
+/* The attention of rows [t, t + n_tok) at positions from pos0 over cache kv. */
+static gm_attn attn_rows(const gemma_model *m, const gm_layer_geom *g, gm_exec *ex, const gm_kvcache *kv,
+                         int32_t t, int32_t n_tok, int32_t pos0)
 {
     gm_scratch *s = ex->scratch;
-    const gm_kv_layer *kl = &ex->kv->layer[g->kv_src];
+    const gm_kv_layer *kl = &kv->layer[g->kv_src];
     const size_t qd = (size_t)g->n_head * (size_t)g->head_dim;
-    gm_attn a = {
-        .q = s->q, .q_stride = qd, .out = s->att, .out_stride = qd, .n_tok = b->n, .pos0 = b->pos0,
-        .n_head = g->n_head, .n_head_kv = g->n_head_kv, .head_dim = g->head_dim,
+    return (gm_attn){
+        .q = s->q + (size_t)t * qd, .q_stride = qd, .out = s->att + (size_t)t * qd, .out_stride = qd,
+        .n_tok = n_tok, .pos0 = pos0, .n_head = g->n_head, .n_head_kv = g->n_head_kv, .head_dim = g->head_dim,
         .n_swa = g->is_swa ? m->hp.n_swa : 0, .k = kl->k, .vt = kl->vt, .cells = kl->cells,
         .q_block = s->q_block, .scores = s->scores, .qr = s->qr, .tmp = s->attn_tmp,
         .max_keys = s->n_ctx, .kern = gm_compute_kernels(ex->c),
     };
-    gm_parallel(ex->c, gm_attn_task, &a);
+}
+
+/* att = attention of the batch's queries over the cache of layer g->kv_src, with the window
+ * when g is local; in a batched decode step each row over its own session's cache. */
+static void attention(const gemma_model *m, const gm_layer_geom *g, gm_exec *ex, const gm_batch *b)
+{
+    if (!b->kvs) {
+        gm_attn a = attn_rows(m, g, ex, ex->kv, 0, b->n, b->pos0);
+        gm_parallel(ex->c, gm_attn_task, &a);
+        return;
+    }
+    gm_attn rows[GM_DECODE_MAX];
+    for (int32_t t = 0; t < b->n; t++)
+        rows[t] = attn_rows(m, g, ex, b->kvs[t], t, 1, b->pos[t]);
+    gm_attn_set set = {rows, b->n};
+    gm_parallel(ex->c, gm_attn_set_task, &set);
 }
 
 gemma_status gm_attn_block(const gemma_model *m, const gm_attn_weights *a, int32_t il, gm_exec *ex,
@@ -553,7 +574,7 @@ gemma_status gm_attn_block(const gemma_model *m, const gm_attn_weights *a, int32
         return st;
     GM_PROF(s, QKV);
     qkv_job job = {.m = m, .kern = gm_compute_kernels(ex->c), .a = a, .g = g, .s = s, .kv = ex->kv, .il = il,
-                   .pos0 = b->pos0, .cs = gm_rope_table(s, g, b)};
+                   .b = b, .cs = gm_rope_table(s, g, b)};
     gm_run_rows(ex->c, b->n, prepare_rows, &job);
     GM_PROF(s, QK_ROPE);
     attention(m, g, ex, b);

@@ -230,3 +230,11 @@ void gm_attn_task(void *arg, int ith, int nth)
         attn_block(a, t0, GM_MIN(a->q_block, a->n_tok - t0), h, ith);
     }
 }
+
+void gm_attn_set_task(void *arg, int ith, int nth)
+{
+    const gm_attn_set *set = arg;
+    const int64_t H = set->n > 0 ? set->a[0].n_head : 0;
+    for (int64_t j = ith; j < (int64_t)set->n * H; j += nth)
+        attn_block(&set->a[j / H], 0, 1, (int32_t)(j % H), ith);
+}

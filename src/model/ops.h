@@ -103,4 +103,15 @@ typedef struct gm_attn {
  * over threads. Same numerics as one query at a time (masks, F16 Q and probabilities). */
 void gm_attn_task(void *arg, int ith, int nth);
 
+/* Single-token attentions of different sessions (a batched decode step): n entries of one
+ * layer (same head counts), each with n_tok = 1 over its own cache and position. */
+typedef struct gm_attn_set {
+    const gm_attn *a;
+    int32_t n;
+} gm_attn_set;
+
+/* Task for gm_parallel: (entry, head) pairs interleaved over threads; each entry's result
+ * is the one gm_attn_task gives for it alone. */
+void gm_attn_set_task(void *arg, int ith, int nth);
+
 #endif

@@ -234,8 +234,8 @@ static gemma_status eval_fit(gemma_session *s, const gemma_token *tokens, size_t
         if (atomic_load_explicit(&s->cancel, memory_order_relaxed))
             return gm_session_fail(s, GEMMA_E_CANCELLED, "evaluation cancelled");
         const int32_t nb = (int32_t)GM_MIN(n - i, (size_t)s->n_batch);
-        gm_batch b = {tokens + i, nb, s->n_past, logits_all != NULL,
-                      logits_all ? logits_all + i * V : s->logits};
+        gm_batch b = {.tokens = tokens + i, .n = nb, .pos0 = s->n_past, .logits_all = logits_all != NULL,
+                      .logits = logits_all ? logits_all + i * V : s->logits};
         s->has_logits = false;
         gemma_status st = m->ops->forward(m, &ex, &b, &s->err);
         if (st)
