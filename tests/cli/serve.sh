@@ -51,7 +51,7 @@ def hang_up(port, body, read_first):
     """Sends a completion request on a raw socket, then closes it early."""
     s = socket.create_connection(("127.0.0.1", port))
     data = json.dumps(body)
-    s.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    s.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
               f"Content-Length: {len(data)}\r\n\r\n{data}".encode())
     if read_first:
         assert b"200" in s.recv(4096)

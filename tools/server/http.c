@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -22,10 +24,14 @@ typedef struct server {
     serve_slots *slots;
     long started;
     atomic_ulong next_id;
+    atomic_int waiting; /* requests waiting for a session */
 } server;
+
+struct route_entry;
 
 /* One request: its body as it arrives. */
 typedef struct conn {
+    const struct route_entry *route; /* set once its headers passed the checks */
     char *body;
     size_t len, cap;
     bool too_big;
@@ -40,15 +46,20 @@ static double now_s(void)
 
 /* ---- plain responses ----------------------------------------------------------------- */
 
-static void add_common_headers(struct MHD_Response *r, const char *type)
+static void add_common_headers(const server *srv, struct MHD_Connection *c, struct MHD_Response *r,
+                               const char *type)
 {
     MHD_add_response_header(r, "Content-Type", type);
-    /* browsers' web UIs call local servers from another origin */
-    MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+    /* only origins named with --cors: any other web page must not read the answers */
+    const char *origin = guard_cors(srv->cfg, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"));
+    if (origin) {
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+        MHD_add_response_header(r, "Vary", "Origin");
+    }
 }
 
 /* Queues body (malloc'd, taken over; NULL = out of memory) with the given status. */
-static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, char *body)
+static enum MHD_Result send_json(const server *srv, struct MHD_Connection *c, unsigned status, char *body)
 {
     static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\"}}";
     struct MHD_Response *r =
@@ -58,26 +69,29 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, char
         free(body);
         return MHD_NO;
     }
-    add_common_headers(r, "application/json");
+    add_common_headers(srv, c, r, "application/json");
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+        MHD_add_response_header(r, "Retry-After", "1");
     enum MHD_Result ret = MHD_queue_response(c, body ? status : MHD_HTTP_INTERNAL_SERVER_ERROR, r);
     MHD_destroy_response(r);
     return ret;
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *msg, const char *param)
+static enum MHD_Result send_error(const server *srv, struct MHD_Connection *c, unsigned status, const char *msg,
+                                  const char *param)
 {
     const char *type = status == 401 ? "authentication_error"
                        : status >= 500 ? "server_error"
                                        : "invalid_request_error";
-    return send_json(c, status, openai_error(msg, type, param));
+    return send_json(srv, c, status, openai_error(msg, type, param));
 }
 
-static enum MHD_Result send_preflight(struct MHD_Connection *c)
+static enum MHD_Result send_preflight(const server *srv, struct MHD_Connection *c)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     if (!r)
         return MHD_NO;
-    add_common_headers(r, "text/plain");
+    add_common_headers(srv, c, r, "text/plain");
     MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
     MHD_add_response_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type");
     enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_NO_CONTENT, r);
@@ -203,6 +217,37 @@ static gemma_status prompt_tokens(gemma_model *m, const serve_request *r, gemma_
     return st;
 }
 
+static bool client_gone(int fd)
+{
+    char b;
+    return fd >= 0 && recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0; /* 0 = orderly close */
+}
+
+static bool fd_gone(void *fd) { return client_gone(*(int *)fd); }
+
+static int conn_fd(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return ci ? ci->connect_fd : -1;
+}
+
+/* Waits for a session unless too many already wait; a client that leaves while it waits
+ * gives up its place at once. NULL with *ret set when there is none. */
+static gemma_session *acquire(server *srv, struct MHD_Connection *c, const gemma_token *toks, size_t n,
+                              enum MHD_Result *ret)
+{
+    int fd = conn_fd(c);
+    int ahead = atomic_fetch_add(&srv->waiting, 1);
+    gemma_session *s = NULL;
+    if (ahead >= srv->cfg->max_queue && slots_busy(srv->slots) == slots_count(srv->slots))
+        *ret = send_error(srv, c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many requests are waiting; retry later", NULL);
+    else if (!(s = slots_acquire(srv->slots, toks, n, fd_gone, &fd)))
+        *ret = client_gone(fd) ? MHD_NO
+                               : send_error(srv, c, MHD_HTTP_SERVICE_UNAVAILABLE, "the server is shutting down", NULL);
+    atomic_fetch_sub(&srv->waiting, 1);
+    return s;
+}
+
 /* Takes a session and evaluates the prompt, reusing the part of the session's cache that
  * starts like it. On failure queues the error response and returns NULL (*ret holds what
  * to return to libmicrohttpd). */
@@ -215,13 +260,12 @@ static gemma_session *start(server *srv, struct MHD_Connection *c, const serve_r
     gemma_status st = prompt_tokens(srv->cfg->model, r, &toks, &n, msg, sizeof msg);
     const char *param = r->kind == SERVE_CHAT ? "messages" : "prompt";
     if (st) {
-        *ret = send_error(c, st == GEMMA_E_NOMEM ? MHD_HTTP_INTERNAL_SERVER_ERROR : MHD_HTTP_BAD_REQUEST, msg, param);
+        *ret = send_error(srv, c, st == GEMMA_E_NOMEM ? MHD_HTTP_INTERNAL_SERVER_ERROR : MHD_HTTP_BAD_REQUEST, msg, param);
         return NULL;
     }
-    gemma_session *s = slots_acquire(srv->slots, toks, n);
+    gemma_session *s = acquire(srv, c, toks, n, ret);
     if (!s) {
         free(toks);
-        *ret = send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "the server is shutting down", NULL);
         return NULL;
     }
     /* at least the last prompt token is evaluated again: generation needs its logits */
@@ -241,7 +285,7 @@ static gemma_session *start(server *srv, struct MHD_Connection *c, const serve_r
     gemma_session_reset(s); /* its cache no longer matches any prompt we could reuse */
     slots_release(srv->slots, s);
     bool client = st == GEMMA_E_CONTEXT_FULL || st == GEMMA_E_INVALID_ARG;
-    *ret = send_error(c, client ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_INTERNAL_SERVER_ERROR, msg, param);
+    *ret = send_error(srv, c, client ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_INTERNAL_SERVER_ERROR, msg, param);
     return NULL;
 }
 
@@ -252,12 +296,6 @@ typedef struct plain_gen {
     int fd; /* -1: unknown */
     int n;
 } plain_gen;
-
-static bool client_gone(int fd)
-{
-    char b;
-    return fd >= 0 && recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0; /* 0 = orderly close */
-}
 
 static int collect_token(void *user, const char *text, size_t len, gemma_token tok)
 {
@@ -284,8 +322,7 @@ static enum MHD_Result complete_plain(server *srv, struct MHD_Connection *c, ser
     gemma_session *s = start(srv, c, r, &o, &ret);
     if (!s)
         return ret;
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    plain_gen g = {.fd = ci ? ci->connect_fd : -1};
+    plain_gen g = {.fd = conn_fd(c)};
     gemma_status st = GEMMA_E_NOMEM;
     gemma_generate_result res = {.size = sizeof res};
     if (answer_init(&g.a, srv->cfg, r, id, (long)time(NULL), NULL, NULL, r->prefill)) {
@@ -304,8 +341,8 @@ static enum MHD_Result complete_plain(server *srv, struct MHD_Connection *c, ser
     char *body = st || g.a.failed ? NULL : openai_response(srv->cfg, r, id, (long)time(NULL), &o);
     answer_free(&g.a);
     if (st)
-        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, *msg ? msg : gemma_strerror(st), NULL);
-    return send_json(c, MHD_HTTP_OK, body);
+        return send_error(srv, c, MHD_HTTP_INTERNAL_SERVER_ERROR, *msg ? msg : gemma_strerror(st), NULL);
+    return send_json(srv, c, MHD_HTTP_OK, body);
 }
 
 /* ---- streaming ----------------------------------------------------------------------- */
@@ -436,7 +473,7 @@ static enum MHD_Result complete_stream(server *srv, struct MHD_Connection *c, se
     stream_job *j = calloc(1, sizeof *j);
     if (!j) {
         openai_request_free(r);
-        return send_json(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL);
+        return send_json(srv, c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL);
     }
     if (!(j->s = start(srv, c, r, &j->o, &ret))) {
         openai_request_free(r);
@@ -462,7 +499,7 @@ static enum MHD_Result complete_stream(server *srv, struct MHD_Connection *c, se
         pthread_mutex_destroy(&j->mu);
         pthread_cond_destroy(&j->cv);
         free(j);
-        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot start a generation thread", NULL);
+        return send_error(srv, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot start a generation thread", NULL);
     }
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, j,
                                                                   stream_free);
@@ -470,7 +507,7 @@ static enum MHD_Result complete_stream(server *srv, struct MHD_Connection *c, se
         stream_free(j);
         return MHD_NO;
     }
-    add_common_headers(resp, "text/event-stream");
+    add_common_headers(srv, c, resp, "text/event-stream");
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
     ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
     MHD_destroy_response(resp);
@@ -483,12 +520,15 @@ static enum MHD_Result complete(server *srv, struct MHD_Connection *c, serve_kin
     char err[512];
     if (!openai_parse(srv->cfg, kind, k->body ? k->body : "", k->len, &r, err, sizeof err)) {
         openai_request_free(&r);
-        return send_error(c, MHD_HTTP_BAD_REQUEST, err, NULL);
+        return send_error(srv, c, MHD_HTTP_BAD_REQUEST, err, NULL);
     }
     if (r.tool_choice >= TOOLS_REQUIRED && !(r.prefill = call_prefill(srv->cfg->model, &r))) {
         openai_request_free(&r);
-        return send_json(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL);
+        return send_json(srv, c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL);
     }
+    int32_t cap = srv->cfg->max_tokens_cap;
+    if (cap > 0 && (r.gen.max_tokens <= 0 || r.gen.max_tokens > cap))
+        r.gen.max_tokens = cap;
     char id[48];
     snprintf(id, sizeof id, "%s-%lx%04lx", kind == SERVE_CHAT ? "chatcmpl" : "cmpl", (unsigned long)srv->started,
              (unsigned long)atomic_fetch_add(&srv->next_id, 1));
@@ -500,14 +540,6 @@ static enum MHD_Result complete(server *srv, struct MHD_Connection *c, serve_kin
 }
 
 /* ---- routing ------------------------------------------------------------------------- */
-
-static bool authorized(const server *srv, struct MHD_Connection *c)
-{
-    if (!srv->cfg->api_key)
-        return true;
-    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    return h && !strncmp(h, "Bearer ", 7) && !strcmp(h + 7, srv->cfg->api_key);
-}
 
 static char *health_json(server *srv)
 {
@@ -524,13 +556,13 @@ typedef enum MHD_Result (*handler)(server *srv, struct MHD_Connection *c, const 
 static enum MHD_Result h_health(server *srv, struct MHD_Connection *c, const conn *k)
 {
     (void)k;
-    return send_json(c, MHD_HTTP_OK, health_json(srv));
+    return send_json(srv, c, MHD_HTTP_OK, health_json(srv));
 }
 
 static enum MHD_Result h_models(server *srv, struct MHD_Connection *c, const conn *k)
 {
     (void)k;
-    return send_json(c, MHD_HTTP_OK, openai_models(srv->cfg, srv->started));
+    return send_json(srv, c, MHD_HTTP_OK, openai_models(srv->cfg, srv->started));
 }
 
 static enum MHD_Result h_chat(server *srv, struct MHD_Connection *c, const conn *k)
@@ -571,45 +603,69 @@ static const route_entry *find_route(const char *url, const char *method, bool *
     return NULL;
 }
 
-static enum MHD_Result route(server *srv, struct MHD_Connection *c, const char *url, const char *method,
-                             const conn *k)
+/* The checks made from the headers alone, before any of the body is read: an answer that
+ * needs no body is sent at once and the body is never buffered. NULL: the route to serve. */
+static const route_entry *check_headers(server *srv, struct MHD_Connection *c, const char *url,
+                                        const char *method, enum MHD_Result *ret)
 {
-    if (!strcmp(method, "OPTIONS"))
-        return send_preflight(c);
+    const serve_config *cfg = srv->cfg;
     bool known;
     const route_entry *e = find_route(url, method, &known);
-    if (!known)
-        return send_error(c, MHD_HTTP_NOT_FOUND,
+    const char *len = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    if (!guard_host_ok(cfg, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host")))
+        *ret = send_error(srv, c, MHD_HTTP_FORBIDDEN, "the Host header does not name this server (see --allow-host)",
+                          "Host");
+    else if (!strcmp(method, "OPTIONS"))
+        *ret = send_preflight(srv, c);
+    else if (!known)
+        *ret = send_error(srv, c, MHD_HTTP_NOT_FOUND,
                           "no such endpoint; try POST /v1/chat/completions, POST /v1/completions, GET /v1/models or "
                           "GET /health", NULL);
-    if ((!e || e->needs_auth) && !authorized(srv, c))
-        return send_error(c, MHD_HTTP_UNAUTHORIZED, "missing or wrong API key (send \"Authorization: Bearer KEY\")",
-                          NULL);
-    if (!e)
-        return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "wrong method for this endpoint", NULL);
-    if (e->has_body && k->too_big)
-        return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "the request body is over 16 MiB", NULL);
-    return e->fn(srv, c, k);
+    else if ((!e || e->needs_auth) &&
+             !guard_key_ok(cfg->api_key, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization")))
+        *ret = send_error(srv, c, MHD_HTTP_UNAUTHORIZED,
+                          "missing or wrong API key (send \"Authorization: Bearer KEY\")", "Authorization");
+    else if (!e)
+        *ret = send_error(srv, c, MHD_HTTP_METHOD_NOT_ALLOWED, "wrong method for this endpoint", NULL);
+    else if (e->has_body && !guard_json_type(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type")))
+        *ret = send_error(srv, c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "send the body as Content-Type: application/json",
+                          "Content-Type");
+    else if (e->has_body && len && strtoull(len, NULL, 10) > MAX_BODY)
+        *ret = send_error(srv, c, MHD_HTTP_CONTENT_TOO_LARGE, "the request body is over 16 MiB", "Content-Length");
+    else
+        return e;
+    return NULL;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
     (void)version;
+    server *srv = cls;
     conn *k = *con_cls;
     if (!k) {
+        enum MHD_Result ret = MHD_NO;
+        const route_entry *e = check_headers(srv, c, url, method, &ret);
+        if (!e)
+            return ret;
         *con_cls = k = calloc(1, sizeof *k);
+        if (k)
+            k->route = e;
         return k ? MHD_YES : MHD_NO;
     }
     if (*upload_size) {
         text_buf b = {k->body, k->len, k->cap};
-        if (k->len + *upload_size > MAX_BODY || !buf_add(&b, upload, *upload_size))
+        if (k->len + *upload_size > MAX_BODY)
+            return MHD_NO; /* a chunked body over the cap: no answer, the connection closes */
+        if (!buf_add(&b, upload, *upload_size))
             k->too_big = true;
         k->body = b.p, k->len = b.len, k->cap = b.cap;
         *upload_size = 0;
         return MHD_YES;
     }
-    return route(cls, c, url, method, k);
+    if (k->too_big)
+        return send_error(srv, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory reading the body", NULL);
+    return k->route->fn(srv, c, k);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t)
@@ -624,24 +680,38 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 
 /* ---- the daemon ---------------------------------------------------------------------- */
 
+/* host: an address or a name such as localhost (its IPv4 address first). */
 static bool make_addr(const char *host, int port, struct sockaddr_storage *ss, bool *v6)
 {
-    memset(ss, 0, sizeof *ss);
-    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)port);
-        *v6 = false;
-        return true;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL, *pick = NULL;
+    if (getaddrinfo(host, NULL, &hints, &res))
+        return false;
+    for (struct addrinfo *i = res; i; i = i->ai_next)
+        if (!pick || (pick->ai_family != AF_INET && i->ai_family == AF_INET))
+            pick = i;
+    bool ok = pick && (pick->ai_family == AF_INET || pick->ai_family == AF_INET6);
+    if (ok) {
+        memset(ss, 0, sizeof *ss);
+        memcpy(ss, pick->ai_addr, pick->ai_addrlen);
+        *v6 = pick->ai_family == AF_INET6;
+        if (*v6)
+            ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+        else
+            ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
     }
-    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)port);
-        *v6 = true;
-        return true;
+    freeaddrinfo(res);
+    return ok;
+}
+
+/* Every connection holds a socket: take the hard limit on open files, not the soft one. */
+static void raise_fd_limit(void)
+{
+    struct rlimit r;
+    if (!getrlimit(RLIMIT_NOFILE, &r) && r.rlim_cur < r.rlim_max) {
+        r.rlim_cur = r.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &r);
     }
-    return false;
 }
 
 int serve_run(const serve_config *cfg)
@@ -649,10 +719,16 @@ int serve_run(const serve_config *cfg)
     struct sockaddr_storage addr;
     bool v6 = false;
     if (!make_addr(cfg->host, cfg->port, &addr, &v6)) {
-        fprintf(stderr, "gemma serve: --host %s is not an IPv4 or IPv6 address (e.g. 127.0.0.1, 0.0.0.0, ::1)\n",
-                cfg->host);
+        fprintf(stderr, "gemma serve: --host %s is not an address or name of this machine (e.g. 127.0.0.1, "
+                        "localhost, 0.0.0.0, ::1)\n", cfg->host);
         return 2;
     }
+    if (!cfg->api_key && !cfg->insecure_no_key && !guard_is_loopback(cfg->host)) {
+        fprintf(stderr, "gemma serve: --host %s lets other machines in, and there is no API key: give one "
+                        "(--api-key, --api-key-file or $GEMMA_API_KEY), or say --insecure-no-key\n", cfg->host);
+        return 2;
+    }
+    raise_fd_limit();
     /* Ctrl-C and SIGTERM are taken with sigwait below; every thread inherits this mask. */
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -663,12 +739,13 @@ int serve_run(const serve_config *cfg)
     server srv = {.cfg = cfg, .started = (long)time(NULL)};
     if (!(srv.slots = slots_create(cfg->model, cfg->n_slots, &cfg->session)))
         return 1;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG |
+    /* poll, not select: connections beyond descriptor 1024 are served too */
+    unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG |
                      (v6 ? MHD_USE_IPv6 : 0);
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, &srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, &srv, MHD_OPTION_CONNECTION_TIMEOUT, 300u,
-        MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, &srv, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)cfg->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "gemma serve: cannot listen on %s port %d (in use, or not an address of this machine?); "
                         "try another --port or --host\n", cfg->host, cfg->port);

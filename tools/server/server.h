@@ -27,10 +27,33 @@ typedef struct serve_config {
     int32_t max_tokens;    /* default when a request gives none (<= 0: until the context is full) */
     const char *api_key;   /* NULL: no authentication */
     bool verbose;
+    /* limits and exposure (see guard.c) */
+    int32_t max_tokens_cap; /* > 0: no request generates more */
+    int max_queue;          /* requests waiting for a session; more get 503 */
+    int max_connections;
+    int idle_timeout_s;     /* a connection silent this long is closed */
+    const char *const *cors; /* origins answered with CORS headers ("*": any) */
+    int n_cors;
+    const char *const *allow_hosts; /* Host names accepted besides the bind address's */
+    int n_allow_hosts;
+    bool any_host;          /* no Host check */
+    bool insecure_no_key;   /* a non-loopback bind without a key is meant */
 } serve_config;
 
 /* Serves until SIGINT/SIGTERM. Returns a process exit status. */
 int serve_run(const serve_config *cfg);
+
+/* ---- checks on headers (guard.c) ------------------------------------------------------ */
+
+/* "Bearer KEY" (scheme in any case) against key, in constant time; true when key is NULL. */
+bool guard_key_ok(const char *key, const char *authorization);
+bool guard_is_loopback(const char *host);
+/* Whether the Host header names this server (DNS rebinding defence). */
+bool guard_host_ok(const serve_config *cfg, const char *host_header);
+/* The Access-Control-Allow-Origin value for a request from origin; NULL: none. */
+const char *guard_cors(const serve_config *cfg, const char *origin);
+/* "application/json", parameters allowed. */
+bool guard_json_type(const char *content_type);
 
 /* ---- session pool (slots.c) ---------------------------------------------------------- */
 
@@ -41,8 +64,8 @@ serve_slots *slots_create(gemma_model *m, int n, const gemma_session_params *p);
 void slots_free(serve_slots *p);
 /* Waits for a free session and takes it: of the free ones, the one whose cache shares the
  * longest prefix with prompt[0..n) (its evaluation can be reused). NULL once slots_shutdown
- * was called. */
-gemma_session *slots_acquire(serve_slots *p, const gemma_token *prompt, size_t n);
+ * was called, or when gone(user) (looked at while waiting) says the client left. */
+gemma_session *slots_acquire(serve_slots *p, const gemma_token *prompt, size_t n, bool (*gone)(void *), void *user);
 /* Length of the common prefix of the session's cache and prompt[0..n). */
 size_t slots_common_prefix(const gemma_session *s, const gemma_token *prompt, size_t n);
 void slots_release(serve_slots *p, gemma_session *s);

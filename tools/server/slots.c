@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 struct serve_slots {
     pthread_mutex_t mu;
@@ -65,7 +66,7 @@ size_t slots_common_prefix(const gemma_session *s, const gemma_token *prompt, si
     return k;
 }
 
-gemma_session *slots_acquire(serve_slots *p, const gemma_token *prompt, size_t n)
+gemma_session *slots_acquire(serve_slots *p, const gemma_token *prompt, size_t n, bool (*gone)(void *), void *user)
 {
     pthread_mutex_lock(&p->mu);
     unsigned long ticket = p->next_ticket++;
@@ -80,13 +81,22 @@ gemma_session *slots_acquire(serve_slots *p, const gemma_token *prompt, size_t n
             if (!p->busy[i] && (free_i < 0 || c > best))
                 free_i = i, best = c;
         }
-        if (free_i >= 0 && ticket == p->serving) {
-            p->busy[free_i] = true;
+        /* a waiter whose client left passes its turn (those behind it must not wait for it) */
+        bool left = gone && ticket == p->serving && gone(user);
+        if ((free_i >= 0 || left) && ticket == p->serving) {
             p->serving++;
+            if (left)
+                break;
+            p->busy[free_i] = true;
             got = p->s[free_i];
             break;
         }
-        pthread_cond_wait(&p->cv, &p->mu);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100000000L; /* look at the client again in 0.1 s */
+        if (until.tv_nsec >= 1000000000L)
+            until.tv_sec++, until.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&p->cv, &p->mu, &until);
     }
     pthread_mutex_unlock(&p->mu);
     pthread_cond_broadcast(&p->cv); /* the next ticket may be servable too */
