@@ -180,6 +180,34 @@ try:
     s.close()
     assert " 413 " in answer.split("\r\n")[0] and '"param":"Content-Length"' in answer, answer
     is_error(*request(port, "POST", "/v1/completions", "{not json", AUTH), 400)
+    is_error(*request(port, "POST", "/v1/completions", COMPLETION + " trailing", AUTH), 400)
+    is_error(*request(port, "POST", "/v1/completions", COMPLETION.replace("France", "Fr\0ance"), AUTH), 400)
+    r, text = request(port, "POST", "/v1/completions", COMPLETION.replace("France", "Fr\udcffance").encode(
+        "utf-8", "surrogateescape"), AUTH)
+    e = is_error(r, text, 400)
+    assert "UTF-8" in e["message"], e
+    e = is_error(*request(port, "POST", "/v1/completions", json.dumps({"prompt": "x", "model": "gpt-4"}), AUTH),
+                 404, "model")
+    assert e["code"] == "model_not_found", e
+    is_error(*request(port, "POST", "/v1/embeddings", json.dumps({"input": "x"}), AUTH), 404, "model")
+    is_error(*request(port, "GET", "/v1/models/other", headers=AUTH), 404, "model")
+
+    # ---- operations --------------------------------------------------------------------------
+    r, text = request(port, "HEAD", "/health")
+    assert r.status == 200 and text == "", (r.status, text)
+    mid = json.loads(request(port, "GET", "/v1/models", headers=AUTH)[1])["data"][0]["id"]
+    r, text = request(port, "GET", f"/v1/models/{mid}", headers=AUTH)
+    assert r.status == 200 and json.loads(text)["id"] == mid, text
+    r, text = request(port, "POST", "/tokenize", json.dumps({"content": "Hello world"}), AUTH)
+    toks = json.loads(text)["tokens"]
+    assert r.status == 200 and len(toks) >= 2, text
+    r, text = request(port, "POST", "/detokenize", json.dumps({"tokens": toks}), AUTH)
+    assert r.status == 200 and json.loads(text)["content"] == "Hello world", text
+    r, text = request(port, "GET", "/metrics", headers=AUTH)
+    assert r.status == 200 and re.search(r"^gemma_requests_total [1-9]", text, re.M), text
+    for name in ("gemma_queue_depth", "gemma_slots_active", "gemma_generated_tokens_total",
+                 "gemma_decode_tokens_per_second", "gemma_prefill_tokens_per_second", "gemma_cached_tokens_total"):
+        assert re.search(rf"^{name} ", text, re.M), (name, text)
 finally:
     stop(p)
 

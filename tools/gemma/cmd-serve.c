@@ -191,6 +191,7 @@ static int serve(serve_opts *o)
     serve_config cfg = {
         .model = m,
         .model_id = o->alias ? o->alias : slash ? slash + 1 : path,
+        .file_id = slash ? slash + 1 : path,
         .host = o->host,
         .port = o->port,
         .n_slots = o->parallel,

@@ -25,6 +25,7 @@ typedef struct server {
     long started;
     atomic_ulong next_id;
     atomic_int waiting; /* requests waiting for a session */
+    serve_metrics metrics;
 } server;
 
 struct route_entry;
@@ -32,6 +33,7 @@ struct route_entry;
 /* One request: its body as it arrives. */
 typedef struct conn {
     const struct route_entry *route; /* set once its headers passed the checks */
+    const char *url;
     char *body;
     size_t len, cap;
     bool too_big;
@@ -239,7 +241,8 @@ static gemma_session *acquire(server *srv, struct MHD_Connection *c, const gemma
     int fd = conn_fd(c);
     int ahead = atomic_fetch_add(&srv->waiting, 1);
     gemma_session *s = NULL;
-    if (ahead >= srv->cfg->max_queue && slots_busy(srv->slots) == slots_count(srv->slots))
+    if (ahead >= srv->cfg->max_queue && slots_busy(srv->slots) == slots_count(srv->slots) &&
+        (atomic_fetch_add(&srv->metrics.rejected, 1), true))
         *ret = send_error(srv, c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many requests are waiting; retry later", NULL);
     else if (!(s = slots_acquire(srv->slots, toks, n, fd_gone, &fd)))
         *ret = client_gone(fd) ? MHD_NO
@@ -275,7 +278,9 @@ static gemma_session *start(server *srv, struct MHD_Connection *c, const serve_r
         gemma_session_reset(s);
         keep = 0;
     }
+    double te = now_s();
     st = gemma_session_eval(s, toks + keep, n - keep, NULL);
+    atomic_fetch_add(&srv->metrics.prefill_us, (unsigned long long)((now_s() - te) * 1e6));
     free(toks);
     *o = (serve_outcome){.prompt_tokens = (int32_t)n, .cached_tokens = (int32_t)keep};
     if (st == GEMMA_OK)
@@ -306,8 +311,15 @@ static int collect_token(void *user, const char *text, size_t len, gemma_token t
     return answer_push(&g->a, text, len);
 }
 
-static void log_request(const server *srv, const serve_request *r, const serve_outcome *o, double t0)
+/* Counts a served request in the metrics, and logs it with -v. */
+static void log_request(server *srv, const serve_request *r, const serve_outcome *o, double t0, double decode_s)
 {
+    serve_metrics *m = &srv->metrics;
+    atomic_fetch_add(&m->requests, 1);
+    atomic_fetch_add(&m->prompt_tokens, (unsigned long long)o->prompt_tokens);
+    atomic_fetch_add(&m->cached_tokens, (unsigned long long)o->cached_tokens);
+    atomic_fetch_add(&m->generated_tokens, (unsigned long long)o->completion_tokens);
+    atomic_fetch_add(&m->decode_us, (unsigned long long)(decode_s * 1e6));
     if (srv->cfg->verbose)
         fprintf(stderr, "gemma serve: %s%s: %d prompt (%d cached) + %d generated tokens in %.2f s (%s)\n",
                 r->kind == SERVE_CHAT ? "chat" : "completion", r->stream ? " (stream)" : "", o->prompt_tokens,
@@ -323,13 +335,16 @@ static enum MHD_Result complete_plain(server *srv, struct MHD_Connection *c, ser
     if (!s)
         return ret;
     plain_gen g = {.fd = conn_fd(c)};
+    double decode_s = 0;
     gemma_status st = GEMMA_E_NOMEM;
     gemma_generate_result res = {.size = sizeof res};
     if (answer_init(&g.a, srv->cfg, r, id, (long)time(NULL), NULL, NULL, r->prefill)) {
         r->gen.on_token = collect_token;
         r->gen.user = &g;
         r->gen.sampling = &r->sampling;
+        double td = now_s();
         st = gemma_session_generate(s, &r->gen, &res);
+        decode_s = now_s() - td;
     }
     char msg[600];
     snprintf(msg, sizeof msg, "%s", st ? gemma_session_last_error(s) : "");
@@ -337,7 +352,7 @@ static enum MHD_Result complete_plain(server *srv, struct MHD_Connection *c, ser
     answer_finish(&g.a, &o);
     o.stop = res.stop_reason;
     o.completion_tokens = res.n_tokens;
-    log_request(srv, r, &o, t0);
+    log_request(srv, r, &o, t0, decode_s);
     char *body = st || g.a.failed ? NULL : openai_response(srv->cfg, r, id, (long)time(NULL), &o);
     answer_free(&g.a);
     if (st)
@@ -396,7 +411,9 @@ static void *stream_worker(void *arg)
     j->req.gen.user = j;
     j->req.gen.sampling = &j->req.sampling;
     gemma_generate_result res = {.size = sizeof res};
+    double td = now_s();
     gemma_status st = gemma_session_generate(j->s, &j->req.gen, &res);
+    double decode_s = now_s() - td;
     answer_finish(&j->a, &j->o); /* sends what was held back */
     j->o.stop = res.stop_reason;
     j->o.completion_tokens = res.n_tokens;
@@ -416,7 +433,7 @@ static void *stream_worker(void *arg)
             push_event(j, openai_usage_chunk(cfg, &j->req, j->id, j->created, &j->o));
     }
     push_event(j, strdup("data: [DONE]\n\n"));
-    log_request(j->srv, &j->req, &j->o, j->t0);
+    log_request(j->srv, &j->req, &j->o, j->t0, decode_s);
     /* The session goes back now, not when the client has read everything: a chat's next
      * turn, sent as soon as [DONE] arrives, should find it (and its cache) free. */
     pthread_mutex_lock(&j->mu);
@@ -518,9 +535,18 @@ static enum MHD_Result complete(server *srv, struct MHD_Connection *c, serve_kin
 {
     serve_request r;
     char err[512];
-    if (!openai_parse(srv->cfg, kind, k->body ? k->body : "", k->len, &r, err, sizeof err)) {
+    const char *body = k->body ? k->body : "";
+    if (!ops_check_body(body, k->len, err, sizeof err))
+        return send_error(srv, c, MHD_HTTP_BAD_REQUEST, err, NULL);
+    if (!openai_parse(srv->cfg, kind, body, k->len, &r, err, sizeof err)) {
         openai_request_free(&r);
         return send_error(srv, c, MHD_HTTP_BAD_REQUEST, err, NULL);
+    }
+    if (!ops_model_known(srv->cfg, body, k->len)) {
+        openai_request_free(&r);
+        snprintf(err, sizeof err, "this server serves the model \"%s\" only (see --alias)", srv->cfg->model_id);
+        return send_json(srv, c, MHD_HTTP_NOT_FOUND, ops_error(err, "invalid_request_error", "model",
+                                                               "model_not_found"));
     }
     if (r.tool_choice >= TOOLS_REQUIRED && !(r.prefill = call_prefill(srv->cfg->model, &r))) {
         openai_request_free(&r);
@@ -575,17 +601,81 @@ static enum MHD_Result h_completions(server *srv, struct MHD_Connection *c, cons
     return complete(srv, c, SERVE_COMPLETION, k);
 }
 
+static enum MHD_Result h_model(server *srv, struct MHD_Connection *c, const conn *k)
+{
+    const char *id = strstr(k->url, "/models/") + strlen("/models/");
+    if (strcmp(id, srv->cfg->model_id) && (!srv->cfg->file_id || strcmp(id, srv->cfg->file_id)))
+        return send_json(srv, c, MHD_HTTP_NOT_FOUND, ops_error("no such model on this server (GET /v1/models lists it)",
+                                                               "invalid_request_error", "model", "model_not_found"));
+    return send_json(srv, c, MHD_HTTP_OK, ops_model(srv->cfg, srv->started));
+}
+
+static enum MHD_Result h_metrics(server *srv, struct MHD_Connection *c, const conn *k)
+{
+    (void)k;
+    char *text = ops_metrics(&srv->metrics, atomic_load(&srv->waiting), slots_busy(srv->slots),
+                             slots_count(srv->slots));
+    struct MHD_Response *r = text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE) : NULL;
+    if (!r) {
+        free(text);
+        return send_json(srv, c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL);
+    }
+    add_common_headers(srv, c, r, "text/plain; version=0.0.4");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* /tokenize and /detokenize: strict body, then ops.c. */
+static enum MHD_Result tokens_op(server *srv, struct MHD_Connection *c, const conn *k,
+                                 char *(*op)(const serve_config *, const char *, size_t, char *, size_t))
+{
+    char err[512];
+    const char *body = k->body ? k->body : "";
+    if (!ops_check_body(body, k->len, err, sizeof err))
+        return send_error(srv, c, MHD_HTTP_BAD_REQUEST, err, NULL);
+    char *out = op(srv->cfg, body, k->len, err, sizeof err);
+    if (!out)
+        return send_error(srv, c, MHD_HTTP_BAD_REQUEST, err, op == ops_tokenize ? "content" : "tokens");
+    return send_json(srv, c, MHD_HTTP_OK, out);
+}
+
+static enum MHD_Result h_tokenize(server *srv, struct MHD_Connection *c, const conn *k)
+{
+    return tokens_op(srv, c, k, ops_tokenize);
+}
+
+static enum MHD_Result h_detokenize(server *srv, struct MHD_Connection *c, const conn *k)
+{
+    return tokens_op(srv, c, k, ops_detokenize);
+}
+
+static enum MHD_Result h_embeddings(server *srv, struct MHD_Connection *c, const conn *k)
+{
+    (void)k;
+    return send_json(srv, c, MHD_HTTP_NOT_FOUND,
+                     ops_error("embeddings are not served: the Gemma models gemma serve runs are generative",
+                               "invalid_request_error", "model", "model_not_found"));
+}
+
+/* prefix: path is the start of the URL's path and the rest names something (a model). */
 typedef struct route_entry {
     const char *method, *path;
-    bool needs_auth, has_body;
+    bool prefix, needs_auth, has_body;
     handler fn;
 } route_entry;
 
 static const route_entry routes[] = {
-    {"GET", "/health", false, false, h_health},
-    {"GET", "/models", true, false, h_models},
-    {"POST", "/chat/completions", true, true, h_chat},
-    {"POST", "/completions", true, true, h_completions},
+    {"GET", "/health", false, false, false, h_health},
+    {"HEAD", "/health", false, false, false, h_health},
+    {"GET", "/models", false, true, false, h_models},
+    {"GET", "/models/", true, true, false, h_model},
+    {"POST", "/chat/completions", false, true, true, h_chat},
+    {"POST", "/completions", false, true, true, h_completions},
+    {"POST", "/embeddings", false, true, true, h_embeddings},
+    {"POST", "/tokenize", false, true, true, h_tokenize},
+    {"POST", "/detokenize", false, true, true, h_detokenize},
+    {"GET", "/metrics", false, true, false, h_metrics},
 };
 
 /* The route for path and method; *known tells whether the path exists under any method. */
@@ -594,7 +684,8 @@ static const route_entry *find_route(const char *url, const char *method, bool *
     const char *path = !strncmp(url, "/v1/", 4) ? url + 3 : url;
     *known = false;
     for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
-        if (strcmp(path, routes[i].path))
+        const route_entry *e = &routes[i];
+        if (e->prefix ? strncmp(path, e->path, strlen(e->path)) || !path[strlen(e->path)] : strcmp(path, e->path))
             continue;
         *known = true;
         if (!strcmp(method, routes[i].method))
@@ -650,7 +741,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return ret;
         *con_cls = k = calloc(1, sizeof *k);
         if (k)
-            k->route = e;
+            k->route = e, k->url = url;
         return k ? MHD_YES : MHD_NO;
     }
     if (*upload_size) {

@@ -11,6 +11,7 @@
 
 #include "gemma.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +19,7 @@
 typedef struct serve_config {
     gemma_model *model;
     const char *model_id;  /* the "model" name clients see in /v1/models and responses */
+    const char *file_id;   /* the model's file name, also accepted as "model" (NULL: none) */
     const char *host;      /* address to bind, "127.0.0.1" by default */
     int port;              /* 0 = any free port (printed at start) */
     int n_slots;           /* sessions, i.e. requests served at the same time */
@@ -54,6 +56,26 @@ bool guard_host_ok(const serve_config *cfg, const char *host_header);
 const char *guard_cors(const serve_config *cfg, const char *origin);
 /* "application/json", parameters allowed. */
 bool guard_json_type(const char *content_type);
+
+/* ---- operations (ops.c) ------------------------------------------------------------ */
+
+typedef struct serve_metrics {
+    atomic_ullong requests, rejected, prompt_tokens, cached_tokens, generated_tokens;
+    atomic_ullong prefill_us, decode_us; /* time spent evaluating prompts and generating */
+} serve_metrics;
+
+/* Valid UTF-8, no raw control bytes, one JSON value and nothing after it; else a message in err. */
+bool ops_check_body(const char *body, size_t len, char *err, size_t cap);
+/* Whether the body's "model" (if any) names the served model. */
+bool ops_model_known(const serve_config *cfg, const char *body, size_t len);
+/* An OpenAI error with a code; malloc'd. */
+char *ops_error(const char *message, const char *type, const char *param, const char *code);
+char *ops_model(const serve_config *cfg, long created);
+/* llama-server's /tokenize and /detokenize; NULL with a message in err. */
+char *ops_tokenize(const serve_config *cfg, const char *body, size_t len, char *err, size_t cap);
+char *ops_detokenize(const serve_config *cfg, const char *body, size_t len, char *err, size_t cap);
+/* Prometheus text. */
+char *ops_metrics(const serve_metrics *m, int queue, int busy, int slots);
 
 /* ---- session pool (slots.c) ---------------------------------------------------------- */
 
