@@ -69,17 +69,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         msgs[n_msgs - 1].content = NULL;
 
     gemma_error err;
-    gm_chat_family fam;
-    gemma_status st = gm_chat_family_for_arch(n_fields ? fields[0] : "", &fam, &err);
-    if (st)
-        fz_check_error(st, &err);
-
     int which = flags & 1;
     gm_chat_opts opts = {.add_generation_prompt = flags & 2, .add_bos = flags & 4, .enable_thinking = flags & 8,
                          .tools = flags & 0x40 && n_fields ? fields[n_fields - 1] : NULL,
                          .continuation = flags & 0x80};
     gm_chat_text t;
-    st = gm_chat_render_marked(ch_vocab[which], which ? GM_CHAT_GEMMA4 : GM_CHAT_GEMMA3, msgs, n_msgs, &opts, &t,
+    gemma_status st = gm_chat_render_marked(ch_vocab[which], which ? GM_CHAT_GEMMA4 : GM_CHAT_GEMMA3, msgs, n_msgs, &opts, &t,
                                &err);
     if (st == GEMMA_OK) {
         if (!t.text || strlen(t.text) != t.len)

@@ -250,6 +250,11 @@ typedef struct gemma_model_info {
  * Thread-safe. */
 GEMMA_API gemma_status gemma_model_get_info(const gemma_model *model, gemma_model_info *info);
 
+/* The size label ("270M", "E2B", ...) the library gives a model of architecture arch with
+ * n_layer layers when its file has no general.size_label; NULL when arch or that layer count
+ * is unknown. Needs no loaded model (gemma inspect uses it on files it only parses). */
+GEMMA_API const char *gemma_arch_size_label(const char *arch, int32_t n_layer);
+
 /* ---------------------------------------------------------------------------------------
  * Tokenizer (all thread-safe: the model is read-only)
  * ------------------------------------------------------------------------------------ */

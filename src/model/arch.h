@@ -10,6 +10,7 @@
 
 #include "gemma.h"
 #include "model.h"
+#include "../tokenizer/tokenizer.h"
 #include "../gguf/gguf.h"
 #include "../tensor/compute.h"
 
@@ -78,9 +79,18 @@ typedef struct gm_exec {
     atomic_int *cancel;   /* nonzero: stop between layers with GEMMA_E_CANCELLED */
 } gm_exec;
 
+/* A published size of an architecture, known by its layer count. */
+typedef struct gm_size_class {
+    int32_t n_layer;
+    const char *label;    /* "270M", "E2B", ... */
+} gm_size_class;
+
 /* The per-architecture operations. */
 typedef struct gm_arch_ops {
     const char *name;     /* general.architecture value */
+    /* The size labels given when general.size_label is absent; ends with {0, NULL}. */
+    const gm_size_class *sizes;
+    gm_chat_family chat;  /* the chat template's family */
     /* Text that closes an assistant turn in the chat format ("<end_of_turn>\n"). */
     const char *turn_end;
     /* Reads hparams and geometry, binds every tensor (all must be consumed), sets m->arch_data. */

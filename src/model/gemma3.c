@@ -157,8 +157,13 @@ static gemma_status g3_forward(const gemma_model *m, gm_exec *ex, const gm_batch
     return gm_output_head(m, &w->io, ex, b, err);
 }
 
+/* gemma-spec.md 3.1 */
+static const gm_size_class g3_sizes[] = {{18, "270M"}, {26, "1B"}, {34, "4B"}, {48, "12B"}, {62, "27B"}, {0, NULL}};
+
 const gm_arch_ops gm_arch_gemma3 = {
     .name = "gemma3",
+    .sizes = g3_sizes,
+    .chat = GM_CHAT_GEMMA3,
     .turn_end = "<end_of_turn>\n",
     .load = g3_load,
     .free_data = g3_free_data,

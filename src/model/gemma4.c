@@ -418,8 +418,13 @@ static gemma_status g4_forward(const gemma_model *m, gm_exec *ex, const gm_batch
     return gm_output_head(m, &w->io, ex, b, err);
 }
 
+/* gemma-spec.md 4.1 */
+static const gm_size_class g4_sizes[] = {{30, "26B-A4B"}, {35, "E2B"}, {42, "E4B"}, {60, "31B"}, {0, NULL}};
+
 const gm_arch_ops gm_arch_gemma4 = {
     .name = "gemma4",
+    .sizes = g4_sizes,
+    .chat = GM_CHAT_GEMMA4,
     .turn_end = "<turn|>\n",
     .load = g4_load,
     .free_data = g4_free_data,

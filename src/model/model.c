@@ -18,6 +18,7 @@ const gguf_ctx *gm_model_gguf(const gemma_model *m) { return m ? m->file->ctx : 
 const struct gm_vocab *gm_model_vocab(const gemma_model *m) { return m ? m->vocab : NULL; }
 const char *gm_model_arch(const gemma_model *m) { return m ? m->arch : ""; }
 const gm_sampling_hints *gm_model_sampling(const gemma_model *m) { return m ? &m->sampling : NULL; }
+gm_chat_family gm_model_chat_family(const gemma_model *m) { return m->ops->chat; }
 
 #define MODEL_PARAMS_MIN GM_ABI_MIN(gemma_model_params, progress_user)
 
@@ -226,6 +227,23 @@ static gemma_status progress(const gemma_model_params *p, float v, gemma_error *
     return GEMMA_OK;
 }
 
+static const gm_arch_ops *find_arch(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof arch_table / sizeof arch_table[0]; i++)
+        if (len == strlen(arch_table[i]->name) && !memcmp(name, arch_table[i]->name, len))
+            return arch_table[i];
+    return NULL;
+}
+
+GEMMA_API const char *gemma_arch_size_label(const char *arch, int32_t n_layer)
+{
+    const gm_arch_ops *ops = arch ? find_arch(arch, strlen(arch)) : NULL;
+    for (const gm_size_class *c = ops ? ops->sizes : NULL; c && c->label; c++)
+        if (c->n_layer == n_layer)
+            return c->label;
+    return NULL;
+}
+
 static gemma_status pick_arch(gemma_model *m, gemma_error *err)
 {
     gguf_str a;
@@ -234,13 +252,9 @@ static gemma_status pick_arch(gemma_model *m, gemma_error *err)
         return gm_fail(err, GEMMA_E_MODEL, "missing required key 'general.architecture'");
     if (st)
         return st;
-    for (size_t i = 0; i < sizeof arch_table / sizeof arch_table[0]; i++) {
-        const char *n = arch_table[i]->name;
-        if (a.len == strlen(n) && !memcmp(a.ptr, n, a.len)) {
-            m->ops = arch_table[i];
-            snprintf(m->arch, sizeof m->arch, "%s", n);
-            return GEMMA_OK;
-        }
+    if ((m->ops = find_arch(a.ptr, (size_t)a.len))) {
+        snprintf(m->arch, sizeof m->arch, "%s", m->ops->name);
+        return GEMMA_OK;
     }
     char shown[64];
     size_t n = a.len < sizeof shown - 1 ? (size_t)a.len : sizeof shown - 1;
@@ -271,27 +285,6 @@ static char *str_key(const gguf_ctx *g, const char *key)
     return dup_cstr(s.ptr, (size_t)s.len);
 }
 
-static const char *size_from_layers(const char *arch, int32_t n_layer)
-{
-    if (!strcmp(arch, "gemma4")) {
-        switch (n_layer) {
-        case 30: return "26B-A4B";
-        case 35: return "E2B";
-        case 42: return "E4B";
-        case 60: return "31B";
-        default: return "";
-        }
-    }
-    switch (n_layer) {
-    case 18: return "270M";
-    case 26: return "1B";
-    case 34: return "4B";
-    case 48: return "12B";
-    case 62: return "27B";
-    default: return "";
-    }
-}
-
 static gemma_status fill_info(gemma_model *m, gemma_error *err)
 {
     const gguf_ctx *g = m->file->ctx;
@@ -300,8 +293,8 @@ static gemma_status fill_info(gemma_model *m, gemma_error *err)
     if (!m->name)
         m->name = dup_cstr("", 0);
     if (!m->size_label) {
-        const char *s = size_from_layers(m->arch, m->hp.n_layer);
-        m->size_label = dup_cstr(s, strlen(s));
+        const char *s = gemma_arch_size_label(m->arch, m->hp.n_layer);
+        m->size_label = s ? dup_cstr(s, strlen(s)) : dup_cstr("", 0);
     }
     if (!m->name || !m->size_label)
         return gm_fail(err, GEMMA_E_NOMEM, "out of memory");

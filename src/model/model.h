@@ -7,6 +7,7 @@
 
 #include "gemma.h"
 #include "../gguf/gguf.h"
+#include "../tokenizer/tokenizer.h"
 
 struct gm_vocab;
 
@@ -15,6 +16,8 @@ const gguf_ctx *gm_model_gguf(const gemma_model *m);
 const struct gm_vocab *gm_model_vocab(const gemma_model *m);
 /* "gemma3", "gemma4", ... */
 const char *gm_model_arch(const gemma_model *m);
+/* The chat template's family (from the architecture's ops entry). */
+gm_chat_family gm_model_chat_family(const gemma_model *m);
 
 /* The largest penalty window gemma_sampler_create accepts (also bounds the model's hint). */
 #define GM_PENALTY_LAST_N_MAX (1 << 20)

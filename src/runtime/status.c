@@ -1,6 +1,12 @@
 #include "gemma.h"
 
-const char *gemma_version(void) { return "0.1.0"; }
+#define GM_STR_(x) #x
+#define GM_STR(x) GM_STR_(x)
+
+const char *gemma_version(void)
+{
+    return GM_STR(GEMMA_VERSION_MAJOR) "." GM_STR(GEMMA_VERSION_MINOR) "." GM_STR(GEMMA_VERSION_PATCH);
+}
 
 const char *gemma_strerror(gemma_status status)
 {

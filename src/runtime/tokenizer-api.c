@@ -127,10 +127,7 @@ gemma_status gm_chat_params_read(const gemma_chat_params *params, gemma_chat_par
 static gemma_status render_marked(const gemma_model *model, const gemma_chat_message *msgs, size_t n_msgs,
                                   const gemma_chat_params *p, bool continuation, gm_chat_text *t, gemma_error *err)
 {
-    gm_chat_family fam;
-    gemma_status st = gm_chat_family_for_arch(gm_model_arch(model), &fam, err);
-    if (st)
-        return st;
+    const gm_chat_family fam = gm_model_chat_family(model);
     gm_chat_opts o = {p->add_generation_prompt, p->add_bos, p->enable_thinking, p->tools, continuation};
     return gm_chat_render_marked(gm_model_vocab(model), fam, msgs, n_msgs, &o, t, err);
 }
@@ -202,11 +199,9 @@ GEMMA_API gemma_status gemma_chat_parser_create(const gemma_model *model, const 
     *out = NULL;
     if (!model)
         return gm_fail(err, GEMMA_E_INVALID_ARG, "gemma_chat_parser_create: model is NULL");
-    gm_chat_family fam;
+    const gm_chat_family fam = gm_model_chat_family(model);
     gemma_chat_params p;
     gemma_status st = gm_chat_params_read(params, &p, err);
-    if (!st)
-        st = gm_chat_family_for_arch(gm_model_arch(model), &fam, err);
     if (st)
         return st;
     /* "tools": any non-empty array (a tool is an object) */

@@ -56,21 +56,6 @@ void gm_cput_trimmed(gm_cbuf *b, const char *s, size_t n)
     gm_cput(b, (const char *)u, n);
 }
 
-gemma_status gm_chat_family_for_arch(const char *arch, gm_chat_family *out, gemma_error *err)
-{
-    static const char *const g3[] = {"gemma", "gemma2", "gemma3", "gemma3n", "gemma-embedding"};
-    for (size_t i = 0; arch && i < sizeof g3 / sizeof *g3; i++)
-        if (!strcmp(arch, g3[i])) {
-            *out = GM_CHAT_GEMMA3;
-            return GEMMA_OK;
-        }
-    if (arch && !strcmp(arch, "gemma4")) {
-        *out = GM_CHAT_GEMMA4;
-        return GEMMA_OK;
-    }
-    return gm_fail(err, GEMMA_E_UNSUPPORTED, "no chat format known for architecture \"%s\"", arch ? arch : "(none)");
-}
-
 void gm_put_bos(gm_chat_ctx *c)
 {
     size_t n;

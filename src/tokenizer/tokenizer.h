@@ -96,14 +96,12 @@ void gm_detok_free(gm_detok *d);
 gemma_status gm_detok_push(gm_detok *d, gemma_token t, const char **text, size_t *len);
 gemma_status gm_detok_flush(gm_detok *d, const char **text, size_t *len);
 
-/* Chat rendering. The family comes from the architecture (gm_chat_family_for_arch). */
+/* Chat rendering. The family comes from the architecture's ops entry (gm_model_chat_family). */
 typedef enum gm_chat_family {
     GM_CHAT_GEMMA3 = 1, /* gemma, gemma2, gemma3, gemma3n: <start_of_turn>role ... */
     GM_CHAT_GEMMA4 = 2  /* gemma4: <|turn>role ... <turn|> */
 } gm_chat_family;
 
-/* GEMMA_E_UNSUPPORTED for an architecture without a known chat format. */
-gemma_status gm_chat_family_for_arch(const char *arch, gm_chat_family *out, gemma_error *err);
 
 typedef struct gm_chat_opts {
     bool add_generation_prompt;

@@ -196,16 +196,6 @@ static void test_gemma4(void)
     CHECK(st == GEMMA_E_CHAT);
 }
 
-static void test_family(void)
-{
-    gm_chat_family f;
-    CHECK(gm_chat_family_for_arch("gemma3", &f, NULL) == GEMMA_OK && f == GM_CHAT_GEMMA3);
-    CHECK(gm_chat_family_for_arch("gemma2", &f, NULL) == GEMMA_OK && f == GM_CHAT_GEMMA3);
-    CHECK(gm_chat_family_for_arch("gemma", &f, NULL) == GEMMA_OK && f == GM_CHAT_GEMMA3);
-    CHECK(gm_chat_family_for_arch("gemma4", &f, NULL) == GEMMA_OK && f == GM_CHAT_GEMMA4);
-    CHECK(gm_chat_family_for_arch("llama", &f, NULL) == GEMMA_E_UNSUPPORTED);
-}
-
 /* With the real vocabulary: the rendered prompt tokenizes with one BOS and the control
  * tokens as single ids. */
 static void test_real(void)
@@ -596,7 +586,6 @@ int main(void)
     V = v;
     RUN(test_gemma3);
     RUN(test_gemma4);
-    RUN(test_family);
     RUN(test_injection);
     RUN(test_official_gemma4);
     RUN(test_official_gemma3);

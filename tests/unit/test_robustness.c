@@ -348,6 +348,22 @@ static void test_model_sampling(void)
     expect_sampling("temp as a string", (edit){.str_key = "general.sampling.temp", .str = "hot"}, 64, 64, 1.0f);
 }
 
+/* gemma_version agrees with the header's macros; size labels come from the ops table. */
+static void test_api_facts(void)
+{
+    char v[32];
+    snprintf(v, sizeof v, "%d.%d.%d", GEMMA_VERSION_MAJOR, GEMMA_VERSION_MINOR, GEMMA_VERSION_PATCH);
+    CHECKF(!strcmp(gemma_version(), v), "gemma_version() %s, macros %s", gemma_version(), v);
+    const char *l;
+    CHECK((l = gemma_arch_size_label("gemma3", 18)) && !strcmp(l, "270M"));
+    CHECK((l = gemma_arch_size_label("gemma3", 62)) && !strcmp(l, "27B"));
+    CHECK((l = gemma_arch_size_label("gemma4", 35)) && !strcmp(l, "E2B"));
+    CHECK(!gemma_arch_size_label("gemma3", 19));
+    CHECK(!gemma_arch_size_label("gemma4", 18));
+    CHECK(!gemma_arch_size_label("llama", 18));
+    CHECK(!gemma_arch_size_label(NULL, 18));
+}
+
 static void test_model_vocab(void)
 {
     expect_load("special id out of range", (edit){.u32_key = "tokenizer.ggml.bos_token_id", .u32 = 100000},
@@ -821,6 +837,7 @@ int main(int argc, char **argv)
     RUN(test_file_tensors);
     RUN(test_file_io);
     RUN(test_req_sampler_params);
+    RUN(test_api_facts);
     if (!build_base())
         TEST_SKIP("reference vectors not found (GEMMA_TESTDATA): no models to test with");
     if (load_bytes(g_base, g_base_len, true, &g_model, &err) != GEMMA_OK)

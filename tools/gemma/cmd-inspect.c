@@ -111,24 +111,6 @@ static int get_ints(const gemma_gguf *g, const char *arch, const char *suffix, i
     return got;
 }
 
-/* Size classes by layer count (gemma-spec.md 3.1 and 4.1). */
-static const char *size_from_layers(const char *arch, int64_t n_layer)
-{
-    static const struct {
-        const char *arch;
-        int64_t n;
-        const char *label;
-    } t[] = {
-        {"gemma3", 18, "270M"}, {"gemma3", 26, "1B"}, {"gemma3", 32, "8B"}, {"gemma3", 34, "4B"},
-        {"gemma3", 48, "12B"},  {"gemma3", 62, "27B"}, {"gemma4", 30, "26B-A4B"},
-        {"gemma4", 35, "E2B"},  {"gemma4", 42, "E4B"}, {"gemma4", 60, "31B"},
-    };
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        if (!strcmp(arch, t[i].arch) && n_layer == t[i].n)
-            return t[i].label;
-    return NULL;
-}
-
 static void sliding_layout(const gemma_gguf *g, summary *s)
 {
     s->n_swa = get_u32(g, s->arch, "attention.sliding_window");
@@ -213,7 +195,8 @@ static void summarise(const gemma_gguf *g, summary *s)
     sliding_layout(g, s);
     tensor_stats(g, s);
     if (!s->size_label[0]) {
-        const char *l = size_from_layers(s->arch, s->n_layer);
+        const bool fits = s->n_layer > 0 && s->n_layer <= INT32_MAX;
+        const char *l = fits ? gemma_arch_size_label(s->arch, (int32_t)s->n_layer) : NULL;
         s->size_derived = true;
         if (l)
             snprintf(s->size_label, sizeof s->size_label, "%s", l);
